@@ -1,0 +1,36 @@
+"""Trainer arguments every algorithm shares, read from the Run's `train` node."""
+
+from __future__ import annotations
+
+from rlhf_lab.run import Run
+
+
+def trainer_args(run: Run, bf16: bool) -> dict:
+    t = run.train
+    return dict(
+        output_dir=str(run.run_dir / "checkpoints"),
+        run_name=run.name,
+        max_steps=t.max_steps,
+        num_train_epochs=t.num_train_epochs,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        per_device_eval_batch_size=t.per_device_eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        seed=t.seed,
+        data_seed=t.seed,
+        save_strategy="steps" if t.save_steps else "no",
+        save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        bf16=bf16,
+        gradient_checkpointing=t.gradient_checkpointing,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a fraction of the total steps
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        # Trackers are attached as explicit callbacks (tracking/trackers.py), so the run's wandb settings win.
+        report_to="none",
+        dataset_num_proc=t.dataset_num_proc,
+        dataloader_num_workers=0,
+    )

@@ -1,0 +1,67 @@
+"""DPO on TRL's DPOTrainer, with the ms-swift parameters TRL 1.16 lacks implemented on top of its losses."""
+
+from __future__ import annotations
+
+from rlhf_lab.algorithms.common import trainer_args
+from rlhf_lab.run import Run
+from rlhf_lab.schema.algorithm import DPOConfig
+
+
+def loss_terms(cfg: DPOConfig) -> tuple[list[str], list[float]]:
+    """The (loss_type, loss_weights) lists handed to TRL for our DPO settings.
+
+    - label_smoothing with sigmoid is conservative DPO (cDPO), which TRL 1.16 ignores:
+      (1-e)*(-logsig(x)) + e*(-logsig(-x)). TRL's robust loss is [(1-e)*(-logsig(x)) + e*logsig(-x)] / (1-2e),
+      so cDPO = 2(1-e) * sigmoid - (1-2e) * robust, exactly, on TRL's own code path.
+    - rpo_alpha (RPO) adds rpo_alpha times the chosen answer's NLL: TRL's 'sft' term.
+    """
+    losses = cfg.losses
+    weights = list(cfg.loss_weights) if cfg.loss_weights is not None else [1.0] * len(losses)
+    out_losses: list[str] = []
+    out_weights: list[float] = []
+    eps = cfg.label_smoothing
+    for loss, weight in zip(losses, weights):
+        if loss == "sigmoid" and eps > 0:
+            out_losses += ["sigmoid", "robust"]
+            out_weights += [2 * (1 - eps) * weight, -(1 - 2 * eps) * weight]
+        else:
+            out_losses.append(loss)
+            out_weights.append(weight)
+    if cfg.rpo_alpha > 0:
+        out_losses.append("sft")
+        out_weights.append(cfg.rpo_alpha)
+    return out_losses, out_weights
+
+
+def trl_dataset(rows: list[dict]):
+    from datasets import Dataset
+
+    return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+
+
+def build(run: Run, model, tokenizer, splits, bf16: bool, callbacks: list):
+    from trl import DPOConfig as TRLDPOConfig
+    from trl import DPOTrainer
+
+    from rlhf_lab.models.load import load_causal_lm
+
+    cfg: DPOConfig = run.algorithm
+    losses, weights = loss_terms(cfg)
+    args = TRLDPOConfig(
+        **trainer_args(run, bf16),
+        beta=cfg.beta,
+        loss_type=losses,
+        loss_weights=weights,
+        label_smoothing=cfg.label_smoothing,
+        max_length=run.train.max_length,
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+    )
+    ref_model = load_causal_lm(run.model, bf16, name_or_path=cfg.ref_model) if cfg.ref_model else None
+    return DPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=trl_dataset(splits.train),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )

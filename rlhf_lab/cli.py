@@ -1,0 +1,53 @@
+"""Command line: compose (Hydra) -> validate -> launch. Nothing heavy is imported here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from rlhf_lab.config_errors import explain
+from rlhf_lab.errors import EXIT_USER_ERROR, UserError
+from rlhf_lab.schema import register_schemas
+
+CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def _compose_and_run(cfg: DictConfig):
+    from rlhf_lab.job import run_job  # the training path; imported only when a job runs
+
+    return run_job(cfg)
+
+
+def main() -> int:
+    register_schemas()
+    # Let composition errors reach us (instead of Hydra printing a multi-line report and exiting 1):
+    # they are the user's to fix, so they get one line and exit code 2.
+    user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _compose_and_run()
+    except UserError as e:
+        if user_wants_traceback:
+            raise
+        print(e.one_line(), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (HydraException, OmegaConfBaseException) as e:
+        if user_wants_traceback:
+            raise
+        print(explain(e), file=sys.stderr)
+        return EXIT_USER_ERROR
+    from rlhf_lab.tracking import sweep
+
+    if sweep.last_sweep is not None and sweep.last_sweep.failed:
+        print(
+            f"{sweep.last_sweep.failed} of {sweep.last_sweep.total} jobs failed; see {sweep.last_sweep.table}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,56 @@
+"""Turn Hydra/OmegaConf composition errors into one line: what is wrong, where, what to do."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+from hydra.errors import MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+
+
+def _valid_keys(exc: OmegaConfBaseException) -> list[str]:
+    object_type = getattr(exc, "object_type", None)
+    if object_type is not None and dataclasses.is_dataclass(object_type):
+        return [f.name for f in dataclasses.fields(object_type)]
+    parent = getattr(exc, "parent_node", None)
+    try:
+        return [str(k) for k in parent.keys()] if parent is not None else []
+    except Exception:
+        return []
+
+
+def _unknown_key(exc: ConfigKeyError | ConfigAttributeError) -> str:
+    full_key = exc.full_key or str(exc.key)
+    key = str(exc.key) if exc.key is not None else full_key.rsplit(".", 1)[-1]
+    parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+    valid = _valid_keys(exc)
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)" if close else ""
+    listing = f"; valid keys{' of ' + parent if parent else ''}: {', '.join(valid)}" if valid else ""
+    return f"unknown key '{full_key}'{hint}{listing}"
+
+
+def explain(exc: BaseException) -> str:
+    """One line for any composition failure."""
+    if isinstance(exc, MissingConfigException):
+        missing = exc.missing_cfg_file or ""
+        group, _, option = missing.rpartition("/")
+        options = ", ".join(exc.options) if exc.options else "none found"
+        if group:
+            return f"config error: unknown option '{option}' for {group}; choose one of: {options}"
+        return f"config error: {' '.join(str(exc).split())}"
+    if isinstance(exc, OverrideParseException):
+        return f"config error: cannot parse the override: {' '.join(str(exc).split())}"
+    cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
+        return f"config error: {_unknown_key(cause)}"
+    if isinstance(cause, ValidationError):
+        first = str(cause).splitlines()[0]
+        key = cause.full_key or ""
+        return f"config error: {key}: {first}" if key else f"config error: {first}"
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None)
+        first = str(cause).splitlines()[0]
+        return f"config error: {key}: {first}" if key else f"config error: {first}"
+    return f"config error: {' '.join(str(exc).split())}"

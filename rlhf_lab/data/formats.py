@@ -1,0 +1,76 @@
+"""ms-swift row formats: validate each raw row and convert it to the conversational form TRL reads.
+
+A format is a function (raw row) -> normalized row that raises RowProblem naming the field.
+Extra columns are kept on the normalized row (reward functions and multimodal data need them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from rlhf_lab.data.readers import _BadJson
+
+ROLES = ("system", "user", "assistant", "tool", "tool_call", "tool_response")
+
+
+class RowProblem(Exception):
+    def __init__(self, field: str | None, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(message)
+
+
+def _messages(row: dict) -> list[dict]:
+    if "messages" not in row:
+        raise RowProblem("messages", f"missing; the row has {sorted(row) or 'no fields'}")
+    messages = row["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise RowProblem("messages", f"expected a non-empty list of {{role, content}} objects, got {messages!r:.60}")
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict):
+            raise RowProblem(where, f"expected an object with role and content, got {m!r:.60}")
+        if m.get("role") not in ROLES:
+            raise RowProblem(f"{where}.role", f"unknown role {m.get('role')!r}; expected one of {', '.join(ROLES)}")
+        if "content" not in m or m["content"] is None:
+            raise RowProblem(f"{where}.content", "is null or missing; every message needs text")
+        if not isinstance(m["content"], str):
+            raise RowProblem(f"{where}.content", f"expected a string, got {type(m['content']).__name__}")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _as_object(raw: Any) -> dict:
+    if isinstance(raw, _BadJson):
+        raise RowProblem(None, raw.message)
+    if not isinstance(raw, dict):
+        raise RowProblem(None, f"expected a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def pairs(raw: Any) -> dict:
+    """DPO/CPO/SimPO/ORPO/RM rows: messages whose last assistant turn is chosen, plus rejected_response."""
+    row = _as_object(raw)
+    messages = _messages(row)
+    if messages[-1]["role"] != "assistant":
+        raise RowProblem(
+            f"messages[{len(messages) - 1}].role",
+            f"the last message must be the assistant's chosen answer, got role {messages[-1]['role']!r}",
+        )
+    if not any(m["role"] == "user" for m in messages[:-1]):
+        raise RowProblem("messages", "needs a user message before the chosen answer")
+    if "rejected_response" not in row:
+        raise RowProblem("rejected_response", "missing; pairs need the rejected answer as rejected_response")
+    rejected = row["rejected_response"]
+    if not isinstance(rejected, str) or not rejected.strip():
+        raise RowProblem("rejected_response", f"expected a non-empty string, got {rejected!r:.60}")
+    extras = {k: v for k, v in row.items() if k not in ("messages", "rejected_response")}
+    return {
+        **extras,
+        "prompt": messages[:-1],
+        "chosen": [messages[-1]],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
+
+
+# format name -> row converter. Algorithms name their format in the registry.
+FORMATS: dict[str, Callable[[Any], dict]] = {"pairs": pairs}

@@ -1,0 +1,56 @@
+"""User-facing errors: each one becomes a single line on stderr and exit code 2.
+
+Anything raised as one of these is the user's to fix (a config value, a data row, a missing file);
+everything else is a bug or a runtime failure and is reported as a failed run.
+"""
+
+from __future__ import annotations
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Base of the errors a user can fix without reading a traceback."""
+
+    kind = "error"
+
+    def one_line(self) -> str:
+        text = " ".join(str(self).split())
+        return f"{self.kind}: {text}"
+
+
+class ConfigError(UserError):
+    """A config value is wrong. `key` is the dotted key when known (e.g. 'algorithm.beta')."""
+
+    kind = "config error"
+
+    def __init__(self, key: str | None, message: str):
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+    def under(self, prefix: str) -> "ConfigError":
+        """The same error with its key placed under a config group (beta -> algorithm.beta)."""
+        key = f"{prefix}.{self.key}" if self.key else prefix
+        return ConfigError(key, self.message)
+
+
+class DataError(UserError):
+    """A dataset row or file is wrong: names the file, the line (1-based) and the field."""
+
+    kind = "data error"
+
+    def __init__(self, path: str, message: str, line: int | None = None, field: str | None = None):
+        self.path = path
+        self.line = line
+        self.field = field
+        self.message = message
+        where = path if line is None else f"{path}:{line}"
+        what = f"field '{field}': {message}" if field else message
+        super().__init__(f"{where}: {what}")
+
+
+class ModelError(UserError):
+    """The model cannot be found or loaded as configured."""
+
+    kind = "model error"

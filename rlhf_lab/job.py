@@ -1,0 +1,60 @@
+"""One Hydra job: build the Run, launch it, and always leave a truthful summary.json behind."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from rlhf_lab.errors import EXIT_USER_ERROR, UserError
+from rlhf_lab.paths import write_json_atomic
+
+log = logging.getLogger("rlhf_lab")
+
+
+def run_job(cfg: DictConfig) -> dict:
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hc.sweep.dir) if multirun else None
+    overrides = tuple(hc.overrides.task)
+    started = time.time()
+    summary_path = run_dir / "summary.json"
+    base = {"status": "running", "run_dir": str(run_dir), "overrides": list(overrides), "started_at": started}
+    # Written first so that a run killed midway never looks completed.
+    write_json_atomic(summary_path, base)
+    try:
+        from rlhf_lab.launch import launch
+        from rlhf_lab.run import build_run
+
+        run = build_run(cfg, run_dir, choices=dict(hc.runtime.choices), overrides=overrides, sweep_dir=sweep_dir)
+        result = launch(run)
+    except BaseException as e:
+        failed = {**base, "status": "failed", "duration_s": round(time.time() - started, 2)}
+        if isinstance(e, UserError):
+            failed["error"] = e.one_line()
+        else:
+            failed["error"] = f"{type(e).__name__}: {e}"
+            (run_dir / "traceback.txt").write_text(traceback.format_exc())
+            failed["traceback"] = str(run_dir / "traceback.txt")
+        if isinstance(e, KeyboardInterrupt):
+            failed["status"] = "interrupted"
+        write_json_atomic(summary_path, failed)
+        if multirun and isinstance(e, Exception):
+            # One failing job must not stop the sweep: it is recorded and the next job runs.
+            log.error("job failed: %s", failed["error"])
+            return failed
+        if isinstance(e, UserError):
+            # Bad input: one line, exit code 2 (SystemExit passes through Hydra without its report).
+            print(e.one_line(), file=sys.stderr)
+            raise SystemExit(EXIT_USER_ERROR) from None
+        raise
+    summary = {**base, **result, "status": "completed", "duration_s": round(time.time() - started, 2)}
+    write_json_atomic(summary_path, summary)
+    return summary

@@ -1,0 +1,84 @@
+"""Load a causal LM and its tokenizer from any model source."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rlhf_lab.errors import ModelError
+from rlhf_lab.models.source import ModelSource, resolve_source
+from rlhf_lab.schema.model import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+def local_checkpoint(source: ModelSource) -> str:
+    """A directory or hub id that from_pretrained understands (converting or building when needed)."""
+    if source.kind == "gguf":
+        from rlhf_lab.models.embedded import ensure_converted
+
+        return str(ensure_converted(Path(source.location)))
+    if source.kind == "builtin":
+        from rlhf_lab.models.tiny import ensure_tiny_llama
+
+        return str(ensure_tiny_llama())
+    return source.location
+
+
+def weight_dtype(cfg: ModelConfig, bf16: bool):
+    import torch
+
+    if cfg.torch_dtype != "auto":
+        return getattr(torch, cfg.torch_dtype)
+    # On GPUs bf16 weights halve memory; on CPUs fp32 weights + bf16 autocast train faster and safer.
+    return torch.bfloat16 if bf16 and torch.cuda.is_available() else torch.float32
+
+
+def load_tokenizer(cfg: ModelConfig):
+    from transformers import AutoTokenizer
+
+    path = local_checkpoint(resolve_source(cfg.name_or_path))
+    with _explained(cfg):
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None):
+    """The model named by cfg (or by name_or_path, e.g. a separate reference model) in train-ready form."""
+    from transformers import AutoModelForCausalLM
+
+    path = local_checkpoint(resolve_source(name_or_path or cfg.name_or_path))
+    kwargs = dict(dtype=weight_dtype(cfg, bf16), trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
+    if cfg.attn_implementation:
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    with _explained(cfg):
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model
+
+
+class _explained:
+    """Turn loading failures a user can fix into one-line ModelErrors."""
+
+    def __init__(self, cfg: ModelConfig):
+        self.cfg = cfg
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or not isinstance(exc, (OSError, ValueError, ImportError)):
+            return False
+        text = " ".join(str(exc).split())
+        where = self.cfg.name_or_path
+        if "trust_remote_code" in text:
+            raise ModelError(
+                f"{where} ships its own code; set model.trust_remote_code=true if you trust its authors"
+            ) from exc
+        if isinstance(exc, OSError):
+            raise ModelError(
+                f"cannot load {where}: not in the local Hugging Face cache and the hub is unreachable or the id is "
+                f"wrong; download it first or set model.name_or_path=/local/checkpoint ({text[:200]})"
+            ) from exc
+        return False

@@ -1,0 +1,32 @@
+"""Which parameters train: LoRA adapters (peft) or the full model."""
+
+from __future__ import annotations
+
+from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig, TunerConfig
+
+
+def apply_tuner(model, cfg: TunerConfig):
+    """Wrap the model for training. LoRA keeps one copy of the base weights: the reference is the
+    adapter-disabled model."""
+    if isinstance(cfg, LoraTunerConfig):
+        from peft import LoraConfig, get_peft_model
+
+        target = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
+        peft_cfg = LoraConfig(
+            r=cfg.r,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            target_modules=target,
+            modules_to_save=list(cfg.modules_to_save) if cfg.modules_to_save else None,
+            task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, peft_cfg)
+    if isinstance(cfg, FullTunerConfig):
+        return model
+    raise TypeError(f"no tuner for {type(cfg).__name__}")
+
+
+def count_parameters(model) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

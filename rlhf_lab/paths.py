@@ -1,0 +1,62 @@
+"""Path conventions: pkg:// files inside installed packages, the model cache, atomic writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+PKG_SCHEME = "pkg://"
+
+
+def resolve_pkg_path(uri: str) -> Path | None:
+    """pkg://<package>/<relative file> -> the file inside the installed package, without importing it.
+
+    Returns None when the package is not installed.
+    """
+    package, _, relative = uri[len(PKG_SCHEME):].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
+def resolve_data_path(value: str) -> Path:
+    """A dataset path as the user wrote it: pkg:// for bundled files, else relative to the working directory."""
+    if value.startswith(PKG_SCHEME):
+        resolved = resolve_pkg_path(value)
+        return resolved if resolved is not None else Path(value)
+    return Path(value).expanduser().absolute()
+
+
+def cache_dir() -> Path:
+    """Where converted and generated models are kept between runs (RLHF_LAB_CACHE overrides)."""
+    root = os.environ.get("RLHF_LAB_CACHE") or Path.home() / ".cache" / "rlhf_lab"
+    return Path(root)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON so that a reader never sees a half-written file: temp file in the same dir, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def publish_dir(tmp_dir: Path, final_dir: Path) -> None:
+    """Move a completely written directory to its final name (replacing an older one)."""
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    os.replace(tmp_dir, final_dir)

@@ -1,0 +1,78 @@
+"""The training flow of one process: data -> model -> eval before -> train -> save -> eval after."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rlhf_lab.data.load import load_splits, write_dropped
+from rlhf_lab.run import Run
+
+log = logging.getLogger("rlhf_lab")
+
+
+def train(run: Run) -> dict:
+    # Data first: a bad row must stop the run before a multi-GB model loads.
+    splits = load_splits(run.dataset, run.spec.data_format, run.train.seed)
+    dropped_file = write_dropped(splits.dropped, run.run_dir)
+    if splits.dropped:
+        log.warning("dropped %d bad rows (listed in %s)", len(splits.dropped), dropped_file)
+    log.info("data: %d training rows, %d held-out rows", len(splits.train), len(splits.val))
+
+    from transformers import set_seed
+
+    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
+    from rlhf_lab.models.precision import resolve_bf16
+    from rlhf_lab.models.tuners import apply_tuner, count_parameters
+    from rlhf_lab.tracking.metrics import MetricsFile
+    from rlhf_lab.tracking.output import print_result, save_final_model
+    from rlhf_lab.tracking.trackers import start_tracking
+
+    set_seed(run.train.seed)
+    bf16 = resolve_bf16(run.train.bf16)
+    t_load = time.time()
+    tokenizer = load_tokenizer(run.model)
+    model = apply_tuner(load_causal_lm(run.model, bf16), run.tuner)
+    trainable, total = count_parameters(model)
+    log.info("model loaded in %.1f s: %s trainable of %s parameters, bf16=%s", time.time() - t_load, f"{trainable:,}", f"{total:,}", bf16)
+
+    tracker = start_tracking(run)
+    try:
+        evaluation = None
+        evaluate = run.spec.load_evaluation()
+        if evaluate is not None and run.train.eval and splits.val:
+            evaluation = evaluate(run, tokenizer, splits.val, bf16)
+        before = evaluation.evaluate(model) if evaluation else None
+
+        metrics = MetricsFile(run.run_dir / "metrics.jsonl")
+        trainer = run.spec.load_builder()(run, model, tokenizer, splits, bf16, [metrics, *tracker.callbacks])
+        t_train = time.time()
+        output = trainer.train()
+        train_seconds = time.time() - t_train
+        saved = save_final_model(trainer, run)
+        after = evaluation.evaluate(trainer.model) if evaluation else None
+
+        result = {
+            "algorithm": run.algorithm.name,
+            "model": run.model.name_or_path,
+            "tuner": run.tuner.name,
+            "train_rows": len(splits.train),
+            "val_rows": len(splits.val),
+            "dropped_rows": len(splits.dropped),
+            "bf16": bf16,
+            "trainable_parameters": trainable,
+            "global_steps": trainer.state.global_step,
+            "train_seconds": round(train_seconds, 2),
+            "seconds_per_step": round(train_seconds / max(trainer.state.global_step, 1), 3),
+            "first_step_at_s": metrics.first_step_at,
+            "final_train_metrics": metrics.last_train_metrics(),
+            "train_loss": output.training_loss,
+            "eval_before": before,
+            "eval_after": after,
+            "saved_model": str(saved),
+        }
+        tracker.log_summary(result)
+        print_result(run, result)
+        return result
+    finally:
+        tracker.finish()

@@ -1,0 +1,98 @@
+"""The Run: the validated, frozen result of composing the config, with derived values.
+
+Built from the composed DictConfig in one place; everything after it (launcher, builders, trainers)
+reads the Run and never the raw config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from rlhf_lab.errors import ConfigError
+from rlhf_lab.models.source import resolve_source
+from rlhf_lab.registry import AlgorithmSpec, get_spec
+from rlhf_lab.schema.dataset import DatasetConfig
+from rlhf_lab.schema.model import ModelConfig
+from rlhf_lab.schema.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class Run:
+    algorithm: Any
+    model: ModelConfig
+    tuner: Any
+    dataset: DatasetConfig
+    distributed: Any
+    logger: Any
+    train: TrainConfig
+    spec: AlgorithmSpec
+    run_dir: Path
+    # The resolved config as plain containers (saved, and sent to trackers).
+    resolved: dict
+    # Which option of each group was chosen (algorithm: dpo, model: smollm2_135m, ...).
+    choices: dict = field(default_factory=dict)
+    # The job's command-line overrides (what distinguishes it inside a sweep).
+    overrides: tuple[str, ...] = ()
+    # The sweep directory when this run is one job of a multirun.
+    sweep_dir: Path | None = None
+
+    @property
+    def world_size(self) -> int:
+        return self.distributed.nproc_per_node * self.distributed.nnodes
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.train.per_device_train_batch_size * self.train.gradient_accumulation_steps * self.world_size
+
+    @property
+    def name(self) -> str:
+        """Human name of the run: algorithm-model, plus the overrides that make it unique in a sweep."""
+        base = f"{self.choices.get('algorithm', self.algorithm.name)}-{self.choices.get('model', 'model')}"
+        return base + ("," + ",".join(self.overrides) if self.overrides else "")
+
+
+def _group_object(cfg: DictConfig, group: str):
+    try:
+        return OmegaConf.to_object(cfg[group])
+    except ConfigError as e:
+        raise e.under(group) from None
+    except MissingMandatoryValue as e:
+        key = f"{group}.{e.full_key}" if e.full_key and not e.full_key.startswith(group) else (e.full_key or group)
+        raise ConfigError(key, "is required but has no value; set it on the command line") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(group, str(e).splitlines()[0]) from None
+
+
+def build_run(
+    cfg: DictConfig,
+    run_dir: Path,
+    choices: dict | None = None,
+    overrides: tuple[str, ...] = (),
+    sweep_dir: Path | None = None,
+) -> Run:
+    """Validate every group, then the rules that span groups; raise ConfigError naming the key."""
+    parts = {g: _group_object(cfg, g) for g in ("algorithm", "model", "tuner", "dataset", "distributed", "logger", "train")}
+    spec = get_spec(parts["algorithm"].name)
+    if parts["distributed"].backend not in spec.distributed:
+        raise ConfigError(
+            "distributed",
+            f"{spec.name} runs with distributed={'/'.join(spec.distributed)}, not {parts['distributed'].backend}",
+        )
+    resolve_source(parts["model"].name_or_path)
+    for key, path in parts["algorithm"].model_paths().items():
+        resolve_source(path, key=f"algorithm.{key}")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return Run(
+        **parts,
+        spec=spec,
+        run_dir=Path(run_dir),
+        resolved=resolved,
+        choices=dict(choices or {}),
+        overrides=tuple(overrides),
+        sweep_dir=sweep_dir,
+    )

@@ -1,0 +1,40 @@
+"""Tuner options: which parameters train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+from omegaconf import MISSING
+
+from rlhf_lab.schema.checks import in_range, positive, str_or_list
+
+
+@dataclass
+class TunerConfig:
+    name: str = MISSING
+
+
+@dataclass
+class LoraTunerConfig(TunerConfig):
+    name: str = "lora"
+    # Adapter rank.
+    r: int = 8
+    # Scaling numerator: the update is scaled by alpha / r.
+    alpha: int = 32
+    dropout: float = 0.05
+    # all-linear, or a list of module names (q_proj, v_proj, ...).
+    target_modules: Any = "all-linear"
+    # Extra modules trained in full and saved with the adapter (e.g. [embed_tokens, lm_head]).
+    modules_to_save: Optional[List[str]] = None
+
+    def __post_init__(self) -> None:
+        positive("r", self.r)
+        positive("alpha", self.alpha)
+        in_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        str_or_list("target_modules", self.target_modules)
+
+
+@dataclass
+class FullTunerConfig(TunerConfig):
+    name: str = "full"

@@ -1,0 +1,42 @@
+"""metrics.jsonl: every logged training record as one JSON line, written as it happens."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+
+def process_start_time() -> float:
+    import psutil
+
+    return psutil.Process(os.getpid()).create_time()
+
+
+class MetricsFile(TrainerCallback):
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: list[dict] = []
+        self.first_step_at: float | None = None  # seconds from process start to the first optimizer step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.first_step_at is None:
+            self.first_step_at = round(time.time() - process_start_time(), 2)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "epoch": state.epoch, **logs, "time": round(time.time(), 3)}
+        self.records.append(record)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def last_train_metrics(self) -> dict:
+        """The newest per-step record (loss, rewards, ...), not the end-of-training aggregate."""
+        for record in reversed(self.records):
+            if "loss" in record:
+                return {k: v for k, v in record.items() if k not in ("time",)}
+        return {}

@@ -1,0 +1,83 @@
+"""Dashboards: wandb (offline unless an API key is configured) or tensorboard, wired into the trainer."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from dataclasses import dataclass, field
+
+from rlhf_lab.run import Run
+
+log = logging.getLogger("rlhf_lab")
+
+
+@dataclass
+class Tracker:
+    callbacks: list = field(default_factory=list)
+    wandb_run: object = None
+
+    def log_summary(self, result: dict) -> None:
+        if self.wandb_run is None:
+            return
+        flat = {}
+        for phase in ("eval_before", "eval_after"):
+            for k, v in (result.get(phase) or {}).items():
+                flat[f"{phase}/{k}"] = v
+        for k in ("train_loss", "train_seconds", "seconds_per_step", "global_steps"):
+            flat[k] = result[k]
+        self.wandb_run.summary.update(flat)
+
+    def finish(self) -> None:
+        # Finish every run, so that each job of a multirun gets its own wandb run.
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+            self.wandb_run = None
+
+
+def wandb_has_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    return "online" if wandb_has_api_key() else "offline"
+
+
+def start_tracking(run: Run) -> Tracker:
+    backend = run.logger.backend
+    if backend == "none":
+        return Tracker()
+    if backend == "tensorboard":
+        from torch.utils.tensorboard import SummaryWriter
+        from transformers.integrations import TensorBoardCallback
+
+        writer = SummaryWriter(log_dir=str(run.run_dir / "tensorboard"))
+        return Tracker(callbacks=[TensorBoardCallback(tb_writer=writer)])
+    if backend == "wandb":
+        import wandb
+        from transformers.integrations import WandbCallback
+
+        cfg = run.logger
+        mode = wandb_mode(cfg.mode)
+        group = cfg.group or (run.sweep_dir.name if run.sweep_dir else None)
+        wandb_run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            name=cfg.name or run.name,
+            tags=list(cfg.tags) + [run.algorithm.name, run.choices.get("model", "")],
+            group=group,
+            config=run.resolved,
+            dir=str(run.run_dir),
+            mode=mode,
+            reinit="finish_previous",
+        )
+        log.info("wandb run %s (%s), files under %s", wandb_run.name, mode, run.run_dir / "wandb")
+        return Tracker(callbacks=[WandbCallback()], wandb_run=wandb_run)
+    raise ValueError(f"unknown logger backend {backend!r}")
