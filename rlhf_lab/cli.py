@@ -31,6 +31,11 @@ def main() -> int:
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
+        if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+            from rlhf_lab.help import render_help
+
+            print(render_help(CONF_DIR, [a for a in sys.argv[1:] if a not in ("--help", "-h")]))
+            return 0
         _compose_and_run()
     except UserError as e:
         if user_wants_traceback:

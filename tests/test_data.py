@@ -1,0 +1,163 @@
+"""ms-swift pair rows: reading every file kind, and one clear error per kind of bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from rlhf_lab.data.load import load_file, load_splits, write_dropped
+from rlhf_lab.errors import DataError
+from rlhf_lab.schema.dataset import DatasetConfig
+
+GOOD = {
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "4"},
+    ],
+    "rejected_response": "5",
+    "solution": "4",
+}
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_pair_rows_become_trl_conversations_and_keep_extra_columns(tmp_path):
+    rows = load_file(write_jsonl(tmp_path / "d.jsonl", [GOOD]), "pairs", lenient=False, dropped=[])
+    assert rows == [
+        {
+            "solution": "4",
+            "prompt": GOOD["messages"][:2],
+            "chosen": [{"role": "assistant", "content": "4"}],
+            "rejected": [{"role": "assistant", "content": "5"}],
+        }
+    ]
+
+
+def test_json_array_and_saved_dataset_read_the_same_rows(tmp_path):
+    from datasets import Dataset
+
+    jsonl = load_file(write_jsonl(tmp_path / "d.jsonl", [GOOD, GOOD]), "pairs", False, [])
+    array_file = tmp_path / "d.json"
+    array_file.write_text(json.dumps([GOOD, GOOD], indent=2))
+    from_array = load_file(array_file, "pairs", False, [])
+    Dataset.from_list([GOOD, GOOD]).save_to_disk(str(tmp_path / "saved"))
+    from_disk = load_file(tmp_path / "saved", "pairs", False, [])
+    assert jsonl == from_array == from_disk
+
+
+def bad(**changes):
+    row = json.loads(json.dumps(GOOD))
+    for key, value in changes.items():
+        if value is None and key == "rejected_response":
+            del row[key]
+        else:
+            row[key] = value
+    return row
+
+
+CASES = [
+    ("{not json", 2, None, "invalid JSON"),
+    (bad(rejected_response=None), 2, "rejected_response", "missing"),
+    (bad(rejected_response=""), 2, "rejected_response", "non-empty string"),
+    (bad(messages=GOOD["messages"][:2]), 2, "messages[1].role", "last message must be the assistant's chosen answer"),
+    (bad(messages=[{"role": "robot", "content": "hi"}, GOOD["messages"][2]]), 2, "messages[0].role", "unknown role 'robot'"),
+    (bad(messages=[GOOD["messages"][1], {"role": "assistant", "content": None}]), 2, "messages[1].content", "null"),
+    (bad(messages=[]), 2, "messages", "non-empty list"),
+    ([1, 2], 2, None, "expected a JSON object"),
+]
+
+
+@pytest.mark.parametrize("row,line,field,fragment", CASES)
+def test_each_bad_row_names_file_line_and_field(tmp_path, row, line, field, fragment):
+    path = write_jsonl(tmp_path / "d.jsonl", [GOOD, row, GOOD])
+    with pytest.raises(DataError) as err:
+        load_file(path, "pairs", lenient=False, dropped=[])
+    e = err.value
+    assert (e.path, e.line, e.field) == (str(path), line, field)
+    assert fragment in e.message
+    assert f"{path}:{line}" in e.one_line()
+
+
+def test_blank_lines_keep_line_numbers_true(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n\n\n" + json.dumps(bad(rejected_response=None)) + "\n")
+    with pytest.raises(DataError) as err:
+        load_file(path, "pairs", False, [])
+    assert err.value.line == 4
+
+
+def test_json_array_errors_name_the_element_line(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps([GOOD, bad(rejected_response=None)], indent=2))
+    with pytest.raises(DataError) as err:
+        load_file(path, "pairs", False, [])
+    starts = [i + 1 for i, line in enumerate(path.read_text().splitlines()) if line == "  {"]
+    expected_line = starts[1]  # where the second element starts
+    assert err.value.line == expected_line
+
+
+@pytest.mark.parametrize(
+    "content,fragment",
+    [(b"", "empty"), (b"  \n\n", "empty"), (b"\xff\xfe\x00bad", "cannot read"), (b'{"a": 1}', "array")],
+)
+def test_file_level_errors(tmp_path, content, fragment):
+    path = tmp_path / ("d.json" if b"{" in content else "d.jsonl")
+    path.write_bytes(content)
+    with pytest.raises(DataError) as err:
+        load_file(path, "pairs", False, [])
+    assert fragment in err.value.message and err.value.line is None
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_file(tmp_path / "nope.jsonl", "pairs", False, [])
+
+
+def test_lenient_mode_drops_counts_and_lists_bad_rows(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [GOOD, "{oops", GOOD, bad(rejected_response=None), GOOD])
+    cfg = DatasetConfig(path=str(path), on_bad_row="skip")
+    splits = load_splits(cfg, "pairs", seed=0)
+    assert len(splits.train) == 3 and len(splits.dropped) == 2
+    listed = write_dropped(splits.dropped, tmp_path)
+    records = [json.loads(line) for line in listed.read_text().splitlines()]
+    assert [(r["line"], r["field"]) for r in records] == [(2, None), (4, "rejected_response")]
+
+
+def test_split_ratio_and_max_samples(tmp_path):
+    rows = [bad(solution=str(i)) for i in range(20)]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    splits = load_splits(DatasetConfig(path=str(path), split_ratio=0.25, max_samples=10), "pairs", seed=3)
+    assert len(splits.val) == 5 and len(splits.train) == 10
+    held = {r["solution"] for r in splits.val}
+    assert held.isdisjoint(r["solution"] for r in splits.train)
+    # Deterministic for a seed.
+    again = load_splits(DatasetConfig(path=str(path), split_ratio=0.25, max_samples=10), "pairs", seed=3)
+    assert held == {r["solution"] for r in again.val}
+
+
+def test_bundled_demo_data_is_valid_and_disjoint():
+    from rlhf_lab.paths import resolve_data_path
+
+    train = load_file(resolve_data_path("pkg://rlhf_lab/demo_data/arith_pairs/train.jsonl"), "pairs", False, [])
+    val = load_file(resolve_data_path("pkg://rlhf_lab/demo_data/arith_pairs/val.jsonl"), "pairs", False, [])
+    assert len(train) >= 256 and len(val) >= 32
+    questions = lambda rows: {r["prompt"][-1]["content"] for r in rows}  # noqa: E731
+    assert questions(train).isdisjoint(questions(val))
+    for r in train + val:
+        assert r["chosen"][0]["content"] != r["rejected"][0]["content"]
+        assert r["chosen"][0]["content"].endswith(f"= {r['solution']}.")
+
+
+def test_data_error_stops_the_cli_before_the_model_loads(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [GOOD, bad(rejected_response=None)])
+    proc = run_cli(["model=qwen3_8b", f"dataset.path={path}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"data error: {path}:2: field 'rejected_response': missing; pairs need the rejected answer as rejected_response"
+    # qwen3_8b cannot load here: reaching it would have been a model error, not a data error.
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("data error")

@@ -1,0 +1,42 @@
+"""Config-only commands answer fast and never import the training stack."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+HEAVY = ("torch", "transformers", "trl", "peft", "deepspeed")
+
+PROBE = """
+import contextlib, io, runpy, sys, time
+sys.argv = ["rlhf_lab", *{args!r}]
+out = io.StringIO()
+try:
+    with contextlib.redirect_stdout(out):
+        runpy.run_module("rlhf_lab", run_name="__main__")
+except SystemExit as e:
+    assert e.code in (0, None), e.code
+print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules))
+print("CHARS=" + str(len(out.getvalue())))
+"""
+
+
+@pytest.mark.parametrize("args", [["--cfg", "job"], ["--help"], ["--cfg", "job", "algorithm.beta=0.3", "model=qwen3_8b"]])
+def test_config_only_commands_import_nothing_heavy(tmp_path, args):
+    start = time.time()
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)], cwd=tmp_path, capture_output=True, text=True)
+    elapsed = time.time() - start
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY=\n" in proc.stdout, proc.stdout
+    assert int(proc.stdout.split("CHARS=")[1]) > 200  # it printed the config / help
+    assert elapsed < 3, elapsed  # ~0.4 s measured; the bound leaves room for a loaded CI machine
+
+
+def test_cfg_job_shows_overrides(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlhf_lab", "--cfg", "job", "algorithm.beta=0.3", "tuner=full"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0
+    assert "beta: 0.3" in proc.stdout and "name: full" in proc.stdout
