@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from rlhf_lab.algorithms.common import TrainInputs
 from rlhf_lab.data.load import load_splits, write_dropped
 from rlhf_lab.run import Run
 
@@ -23,7 +24,7 @@ def train(run: Run) -> dict:
 
     from rlhf_lab.models.load import load_causal_lm, load_tokenizer
     from rlhf_lab.models.precision import resolve_bf16
-    from rlhf_lab.models.tuners import apply_tuner, count_parameters
+    from rlhf_lab.models.tuners import count_parameters, peft_config
     from rlhf_lab.tracking.metrics import MetricsFile
     from rlhf_lab.tracking.output import print_result, save_final_model
     from rlhf_lab.tracking.trackers import start_tracking
@@ -32,20 +33,30 @@ def train(run: Run) -> dict:
     bf16 = resolve_bf16(run.train.bf16)
     t_load = time.time()
     tokenizer = load_tokenizer(run.model)
-    model = apply_tuner(load_causal_lm(run.model, bf16), run.tuner)
-    trainable, total = count_parameters(model)
-    log.info("model loaded in %.1f s: %s trainable of %s parameters, bf16=%s", time.time() - t_load, f"{trainable:,}", f"{total:,}", bf16)
+    model = load_causal_lm(run.model, bf16)
+    log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
     tracker = start_tracking(run)
     try:
+        metrics = MetricsFile(run.run_dir / "metrics.jsonl")
+        inputs = TrainInputs(
+            model=model,
+            tokenizer=tokenizer,
+            splits=splits,
+            bf16=bf16,
+            callbacks=[metrics, *tracker.callbacks],
+            peft_config=peft_config(run.tuner),
+        )
+        trainer = run.spec.load_builder()(run, inputs)
+        trainable, total = count_parameters(trainer.model)
+        log.info("%s trainable of %s parameters", f"{trainable:,}", f"{total:,}")
+
         evaluation = None
         evaluate = run.spec.load_evaluation()
         if evaluate is not None and run.train.eval and splits.val:
             evaluation = evaluate(run, tokenizer, splits.val, bf16)
-        before = evaluation.evaluate(model) if evaluation else None
+        before = evaluation.evaluate(trainer.model) if evaluation else None
 
-        metrics = MetricsFile(run.run_dir / "metrics.jsonl")
-        trainer = run.spec.load_builder()(run, model, tokenizer, splits, bf16, [metrics, *tracker.callbacks])
         t_train = time.time()
         output = trainer.train()
         train_seconds = time.time() - t_train

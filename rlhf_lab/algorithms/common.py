@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlhf_lab.data.load import DataSplits
 from rlhf_lab.run import Run
+
+
+@dataclass
+class TrainInputs:
+    """What every builder receives besides the Run."""
+
+    model: Any
+    tokenizer: Any
+    splits: DataSplits
+    bf16: bool
+    callbacks: list = field(default_factory=list)
+    # peft config for LoRA (the trainer wraps the model), None for full tuning.
+    peft_config: Any = None
 
 
 def trainer_args(run: Run, bf16: bool) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.common import trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args
 from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import DPOConfig
 
@@ -39,7 +39,7 @@ def trl_dataset(rows: list[dict]):
     return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
 
 
-def build(run: Run, model, tokenizer, splits, bf16: bool, callbacks: list):
+def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
@@ -48,7 +48,7 @@ def build(run: Run, model, tokenizer, splits, bf16: bool, callbacks: list):
     cfg: DPOConfig = run.algorithm
     losses, weights = loss_terms(cfg)
     args = TRLDPOConfig(
-        **trainer_args(run, bf16),
+        **trainer_args(run, inputs.bf16),
         beta=cfg.beta,
         loss_type=losses,
         loss_weights=weights,
@@ -56,12 +56,13 @@ def build(run: Run, model, tokenizer, splits, bf16: bool, callbacks: list):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    ref_model = load_causal_lm(run.model, bf16, name_or_path=cfg.ref_model) if cfg.ref_model else None
+    ref_model = load_causal_lm(run.model, inputs.bf16, name_or_path=cfg.ref_model) if cfg.ref_model else None
     return DPOTrainer(
-        model=model,
+        model=inputs.model,
         ref_model=ref_model,
         args=args,
-        train_dataset=trl_dataset(splits.train),
-        processing_class=tokenizer,
-        callbacks=callbacks,
+        train_dataset=trl_dataset(inputs.splits.train),
+        processing_class=inputs.tokenizer,
+        callbacks=inputs.callbacks,
+        peft_config=inputs.peft_config,
     )

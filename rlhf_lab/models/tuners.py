@@ -5,14 +5,17 @@ from __future__ import annotations
 from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig, TunerConfig
 
 
-def apply_tuner(model, cfg: TunerConfig):
-    """Wrap the model for training. LoRA keeps one copy of the base weights: the reference is the
-    adapter-disabled model."""
+def peft_config(cfg: TunerConfig):
+    """The peft config handed to the trainer (None for full tuning).
+
+    The trainer wraps the model itself, so that the reference is the adapter-disabled base: one copy of
+    the base weights and no second adapter.
+    """
     if isinstance(cfg, LoraTunerConfig):
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig
 
         target = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
-        peft_cfg = LoraConfig(
+        return LoraConfig(
             r=cfg.r,
             lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout,
@@ -20,9 +23,8 @@ def apply_tuner(model, cfg: TunerConfig):
             modules_to_save=list(cfg.modules_to_save) if cfg.modules_to_save else None,
             task_type="CAUSAL_LM",
         )
-        return get_peft_model(model, peft_cfg)
     if isinstance(cfg, FullTunerConfig):
-        return model
+        return None
     raise TypeError(f"no tuner for {type(cfg).__name__}")
 
 

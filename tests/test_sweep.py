@@ -1,0 +1,35 @@
+"""A multirun sweep: every combination runs, failures are recorded, one summary for the sweep."""
+
+import csv
+import json
+
+from conftest import TINY, run_cli
+
+
+def test_sweep_summary_with_a_failing_job(tmp_path):
+    proc = run_cli(
+        ["-m", *TINY, "train.max_steps=1", "algorithm.beta=0.1,-1", "algorithm.loss_type=sigmoid,ipo",
+         f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=tmp_path,
+    )
+    sweep = tmp_path / "sweep"
+    # Two jobs have an invalid beta: they fail, the other two complete, and the command reports it.
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "2 of 4 jobs failed" in proc.stderr
+    rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
+    assert len(rows) == 4
+    by_combo = {(r["algorithm.beta"], r["algorithm.loss_type"]): r for r in rows}
+    assert set(by_combo) == {("0.1", "sigmoid"), ("0.1", "ipo"), ("-1", "sigmoid"), ("-1", "ipo")}
+    for (beta, _), r in by_combo.items():
+        if beta == "-1":
+            assert r["status"] == "failed" and "algorithm.beta: must be > 0" in r["error"]
+        else:
+            assert r["status"] == "completed" and float(r["eval_after.accuracy"]) >= 0
+            assert float(r["train_loss"]) > 0
+    # each job in its own directory with its own summary
+    for r in rows:
+        assert json.loads((sweep / r["job"] / "summary.json").read_text())["status"] == r["status"]
+    table = (sweep / "sweep_summary.md").read_text()
+    assert table.count("\n") == 2 + 4 and "| algorithm.beta | algorithm.loss_type | status |" in table
+    png = sweep / "sweep_summary.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
