@@ -6,6 +6,7 @@ import os
 import sys
 
 import hydra
+import yaml
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -42,7 +43,7 @@ def main() -> int:
             raise
         print(e.one_line(), file=sys.stderr)
         return EXIT_USER_ERROR
-    except (HydraException, OmegaConfBaseException) as e:
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
         if user_wants_traceback:
             raise
         print(explain(e), file=sys.stderr)

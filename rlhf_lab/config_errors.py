@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
+import yaml
+
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -42,6 +44,10 @@ def explain(exc: BaseException) -> str:
         return f"config error: {' '.join(str(exc).split())}"
     if isinstance(exc, OverrideParseException):
         return f"config error: cannot parse the override: {' '.join(str(exc).split())}"
+    if isinstance(exc, yaml.YAMLError):
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{mark.name}:{mark.line + 1}: " if mark else ""
+        return f"config error: {where}invalid YAML ({getattr(exc, 'problem', None) or exc})"
     cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
         return f"config error: {_unknown_key(cause)}"

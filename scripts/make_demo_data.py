@@ -12,7 +12,8 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "rlhf_lab" / "demo_data"
 SEED = 1234
-N_TRAIN, N_VAL = 320, 96
+# 128 training pairs: one epoch is 16 steps of 8 pairs, a few minutes on a 2-core CPU.
+N_TRAIN, N_VAL = 128, 96
 # A short system turn replaces the chat template's longer default one: fewer tokens per step on a CPU.
 SYSTEM = "Answer with the result."
 
@@ -66,8 +67,8 @@ def write(rows: list[dict], path: Path) -> None:
 def main() -> None:
     rng = random.Random(SEED)
     seen: set[str] = set()
-    train = make_rows(rng, N_TRAIN, seen)
     val = make_rows(rng, N_VAL, seen)
+    train = make_rows(rng, N_TRAIN, seen)
     write(train, OUT / "arith_pairs" / "train.jsonl")
     write(val, OUT / "arith_pairs" / "val.jsonl")
     print(f"wrote {len(train)} train and {len(val)} held-out pairs to {OUT / 'arith_pairs'}")

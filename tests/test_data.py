@@ -145,7 +145,7 @@ def test_bundled_demo_data_is_valid_and_disjoint():
 
     train = load_file(resolve_data_path("pkg://rlhf_lab/demo_data/arith_pairs/train.jsonl"), "pairs", False, [])
     val = load_file(resolve_data_path("pkg://rlhf_lab/demo_data/arith_pairs/val.jsonl"), "pairs", False, [])
-    assert len(train) >= 256 and len(val) >= 32
+    assert len(train) >= 128 and len(val) >= 64
     questions = lambda rows: {r["prompt"][-1]["content"] for r in rows}  # noqa: E731
     assert questions(train).isdisjoint(questions(val))
     for r in train + val:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY, read_summary, run_cli
+from rlhf_lab.paths import cache_dir
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,8 @@ def test_wandb_offline_run_gets_the_resolved_config(tmp_path):
     proc = run_cli(
         [*TINY, "logger=wandb", "logger.tags=[smoke]", "train.eval=false", "algorithm.beta=0.25", f"hydra.run.dir={tmp_path}/run"],
         cwd=tmp_path,
-        env={"WANDB_API_KEY": "", "HOME": str(tmp_path)},  # no key anywhere: offline
+        # No key anywhere (empty env var, a HOME without .netrc): offline. The model cache stays where it is.
+        env={"WANDB_API_KEY": "", "HOME": str(tmp_path), "RLHF_LAB_CACHE": str(cache_dir())},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
