@@ -91,8 +91,10 @@ def test_wandb_offline_run_gets_the_resolved_config(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    config = (runs[0] / "files" / "config.yaml").read_text()
-    assert "beta: 0.25" in config and "name_or_path: builtin:tiny-llama" in config
+    # Offline runs keep the config inside the run's record file (uploaded by `wandb sync`).
+    record = next(runs[0].glob("run-*.wandb")).read_bytes()
+    assert b'"beta":0.25' in record and b'"name_or_path":"builtin:tiny-llama"' in record
+    assert b"smoke" in record and b"dpo-tiny" in record  # tag and run name
 
 
 def test_rpo_and_label_smoothing_train_through_the_cli(tmp_path):
