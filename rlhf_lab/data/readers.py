@@ -26,10 +26,10 @@ def read_rows(path: Path) -> list[Row]:
         raise DataError(shown, "the file is empty; it needs at least one row")
     if path.suffix == ".json":
         return list(_read_json_array(text, shown))
-    return list(_read_jsonl(text, shown))
+    return list(_read_jsonl(text))
 
 
-def _read_jsonl(text: str, shown: str) -> Iterator[Row]:
+def _read_jsonl(text: str) -> Iterator[Row]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from rlhf_lab.errors import ModelError
 from rlhf_lab.models.source import ModelSource, resolve_source
 from rlhf_lab.schema.model import ModelConfig
-
-log = logging.getLogger(__name__)
 
 
 def local_checkpoint(source: ModelSource) -> str:

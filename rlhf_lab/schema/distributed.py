@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
+from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import positive
 
 
@@ -27,6 +28,4 @@ class SingleConfig(DistributedConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.nproc_per_node != 1 or self.nnodes != 1:
-            from rlhf_lab.errors import ConfigError
-
             raise ConfigError("nproc_per_node", "distributed=single runs one process; leave nproc_per_node and nnodes at 1")
