@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from rlhf_lab.errors import ModelError
@@ -9,6 +11,7 @@ from rlhf_lab.models.source import ModelSource, resolve_source
 from rlhf_lab.schema.model import ModelConfig
 
 
+@lru_cache(maxsize=None)  # tokenizer and model (and a reference) ask for the same source
 def local_checkpoint(source: ModelSource) -> str:
     """A directory or hub id that from_pretrained understands (converting or building when needed)."""
     if source.kind == "gguf":
@@ -55,20 +58,14 @@ def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None
     return model
 
 
-class _explained:
+@contextmanager
+def _explained(cfg: ModelConfig):
     """Turn loading failures a user can fix into one-line ModelErrors."""
-
-    def __init__(self, cfg: ModelConfig):
-        self.cfg = cfg
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None or not isinstance(exc, (OSError, ValueError, ImportError)):
-            return False
+    try:
+        yield
+    except (OSError, ValueError) as exc:
         text = " ".join(str(exc).split())
-        where = self.cfg.name_or_path
+        where = cfg.name_or_path
         if "trust_remote_code" in text:
             raise ModelError(
                 f"{where} ships its own code; set model.trust_remote_code=true if you trust its authors"
@@ -78,4 +75,4 @@ class _explained:
                 f"cannot load {where}: not in the local Hugging Face cache and the hub is unreachable or the id is "
                 f"wrong; download it first or set model.name_or_path=/local/checkpoint ({text[:200]})"
             ) from exc
-        return False
+        raise
