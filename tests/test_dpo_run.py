@@ -103,3 +103,14 @@ def test_rpo_and_label_smoothing_train_through_the_cli(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert math.isfinite(read_summary(tmp_path / "run")["train_loss"])
+
+
+def test_a_checkpoint_dir_without_weights_is_a_one_line_model_error(tmp_path, tiny_model_dir):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    proc = run_cli([*TINY, f"model.name_or_path={broken}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"model error: cannot load {broken}:")
+    assert read_summary(tmp_path / "run")["status"] == "failed"

@@ -38,7 +38,7 @@ def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
     path = local_checkpoint(resolve_source(cfg.name_or_path))
-    with _explained(cfg):
+    with _explained(cfg.name_or_path):
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -49,30 +49,35 @@ def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None
     """The model named by cfg (or by name_or_path, e.g. a separate reference model) in train-ready form."""
     from transformers import AutoModelForCausalLM
 
-    path = local_checkpoint(resolve_source(name_or_path or cfg.name_or_path))
+    where = name_or_path or cfg.name_or_path
+    path = local_checkpoint(resolve_source(where))
     kwargs = dict(dtype=weight_dtype(cfg, bf16), trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
-    with _explained(cfg):
+    with _explained(where):
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     return model
 
 
 @contextmanager
-def _explained(cfg: ModelConfig):
+def _explained(where: str):
     """Turn loading failures a user can fix into one-line ModelErrors."""
     try:
         yield
     except (OSError, ValueError) as exc:
         text = " ".join(str(exc).split())
-        where = cfg.name_or_path
         if "trust_remote_code" in text:
             raise ModelError(
                 f"{where} ships its own code; set model.trust_remote_code=true if you trust its authors"
             ) from exc
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and _is_hub(where):
             raise ModelError(
                 f"cannot load {where}: not in the local Hugging Face cache and the hub is unreachable or the id is "
                 f"wrong; download it first or set model.name_or_path=/local/checkpoint ({text[:200]})"
             ) from exc
-        raise
+        # A local checkpoint that from_pretrained rejects (missing weights or tokenizer files, a bad config).
+        raise ModelError(f"cannot load {where}: {text[:300]}") from exc
+
+
+def _is_hub(name_or_path: str) -> bool:
+    return resolve_source(name_or_path).kind == "hub"
