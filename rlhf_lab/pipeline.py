@@ -33,7 +33,7 @@ def train(run: Run) -> dict:
     bf16 = resolve_bf16(run.train.bf16)
     t_load = time.time()
     tokenizer = load_tokenizer(run.model)
-    model = load_causal_lm(run.model, bf16)
+    model = load_causal_lm(run.model, bf16, head=run.spec.model_head)
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
     tracker = start_tracking(run)
@@ -45,7 +45,7 @@ def train(run: Run) -> dict:
             splits=splits,
             bf16=bf16,
             callbacks=[metrics, *tracker.callbacks],
-            peft_config=peft_config(run.tuner),
+            peft_config=peft_config(run.tuner, head=run.spec.model_head),
         )
         trainer = run.spec.load_builder()(run, inputs)
         trainable, total = count_parameters(trainer.model)

@@ -22,6 +22,10 @@ class AlgorithmSpec:
     evaluation: str | None
     # Whether it can run under each distributed backend (the scale-out seam).
     distributed: tuple[str, ...] = ("single",)
+    # Which head the model is loaded with: causal_lm, or reward (sequence classification, one score).
+    model_head: str = "causal_lm"
+    # Save LoRA runs merged into a full model (reward models are loaded by later runs as plain models).
+    merge_adapter: bool = False
 
     def load_builder(self):
         module, _, attr = self.builder.partition(":")
@@ -34,12 +38,26 @@ class AlgorithmSpec:
         return getattr(importlib.import_module(module), attr)
 
 
+_PAIR_EVAL = "rlhf_lab.evaluation.preference:PreferenceEval"
+
 ALGORITHMS: dict[str, AlgorithmSpec] = {
-    "dpo": AlgorithmSpec(
-        name="dpo",
+    "dpo": AlgorithmSpec("dpo", data_format="pairs", builder="rlhf_lab.algorithms.dpo:build", evaluation=_PAIR_EVAL),
+    "kto": AlgorithmSpec(
+        "kto",
+        data_format="kto",
+        builder="rlhf_lab.algorithms.kto:build",
+        evaluation="rlhf_lab.evaluation.preference:LabelledEval",
+    ),
+    "cpo": AlgorithmSpec("cpo", data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL),
+    "simpo": AlgorithmSpec("simpo", data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL),
+    "orpo": AlgorithmSpec("orpo", data_format="pairs", builder="rlhf_lab.algorithms.orpo:build", evaluation=_PAIR_EVAL),
+    "rm": AlgorithmSpec(
+        "rm",
         data_format="pairs",
-        builder="rlhf_lab.algorithms.dpo:build",
-        evaluation="rlhf_lab.evaluation.preference:PreferenceEval",
+        builder="rlhf_lab.algorithms.rm:build",
+        evaluation="rlhf_lab.evaluation.reward:RewardEval",
+        model_head="reward",
+        merge_adapter=True,
     ),
 }
 

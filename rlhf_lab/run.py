@@ -84,6 +84,7 @@ def build_run(
             f"{spec.name} runs with distributed={'/'.join(spec.distributed)}, not {parts['distributed'].backend}",
         )
     resolve_source(parts["model"].name_or_path)
+    parts["algorithm"].check_run(parts)
     for key, path in parts["algorithm"].model_paths().items():
         resolve_source(path, key=f"algorithm.{key}")
     resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -59,6 +59,18 @@ def make_rows(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
     return rows
 
 
+def to_kto(rng: random.Random, pairs: list[dict], both: bool) -> list[dict]:
+    """KTO rows (messages + boolean label). both=False keeps one answer per question, chosen or rejected at
+    random (unpaired, as KTO data usually is); both=True keeps both, so held-out accuracy can be measured."""
+    rows = []
+    for pair in pairs:
+        good = {"messages": pair["messages"], "label": True, "solution": pair["solution"]}
+        wrong = pair["messages"][:-1] + [{"role": "assistant", "content": pair["rejected_response"]}]
+        bad = {"messages": wrong, "label": False, "solution": pair["solution"]}
+        rows += [good, bad] if both else [rng.choice((good, bad))]
+    return rows
+
+
 def write(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -72,6 +84,14 @@ def main() -> None:
     write(train, OUT / "arith_pairs" / "train.jsonl")
     write(val, OUT / "arith_pairs" / "val.jsonl")
     print(f"wrote {len(train)} train and {len(val)} held-out pairs to {OUT / 'arith_pairs'}")
+
+    kto_rng = random.Random(SEED + 1)
+    kto_seen: set[str] = set()
+    kto_val = to_kto(kto_rng, make_rows(kto_rng, N_VAL // 2, kto_seen), both=True)
+    kto_train = to_kto(kto_rng, make_rows(kto_rng, N_TRAIN, kto_seen), both=False)
+    write(kto_train, OUT / "arith_kto" / "train.jsonl")
+    write(kto_val, OUT / "arith_kto" / "val.jsonl")
+    print(f"wrote {len(kto_train)} train and {len(kto_val)} held-out KTO rows to {OUT / 'arith_kto'}")
 
 
 if __name__ == "__main__":

@@ -51,3 +51,16 @@ def trainer_args(run: Run, bf16: bool) -> dict:
         dataset_num_proc=t.dataset_num_proc,
         dataloader_num_workers=0,
     )
+
+
+def reference_model(run: Run, inputs: TrainInputs, ref_path: str | None):
+    """The frozen reference of DPO/KTO-style methods.
+
+    LoRA without ref_path: None, and the trainer uses the adapter-disabled base (no second copy).
+    Full tuning without ref_path: a frozen copy of the base model. With ref_path: that model.
+    """
+    if ref_path is None and inputs.peft_config is not None:
+        return None
+    from rlhf_lab.models.load import load_causal_lm
+
+    return load_causal_lm(run.model, inputs.bf16, name_or_path=ref_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args
 from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import DPOConfig
 
@@ -43,8 +43,6 @@ def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    from rlhf_lab.models.load import load_causal_lm
-
     cfg: DPOConfig = run.algorithm
     losses, weights = loss_terms(cfg)
     args = TRLDPOConfig(
@@ -56,10 +54,9 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    ref_model = load_causal_lm(run.model, inputs.bf16, name_or_path=cfg.ref_model) if cfg.ref_model else None
     return DPOTrainer(
         model=inputs.model,
-        ref_model=ref_model,
+        ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,
         train_dataset=trl_dataset(inputs.splits.train),
         processing_class=inputs.tokenizer,

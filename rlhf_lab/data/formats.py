@@ -63,6 +63,8 @@ def pairs(raw: Any) -> dict:
     rejected = row["rejected_response"]
     if not isinstance(rejected, str) or not rejected.strip():
         raise RowProblem("rejected_response", f"expected a non-empty string, got {rejected!r:.60}")
+    if "margin" in row and (isinstance(row["margin"], bool) or not isinstance(row["margin"], (int, float))):
+        raise RowProblem("margin", f"expected a number (how much better chosen is), got {row['margin']!r:.40}")
     extras = {k: v for k, v in row.items() if k not in ("messages", "rejected_response")}
     return {
         **extras,
@@ -72,5 +74,34 @@ def pairs(raw: Any) -> dict:
     }
 
 
-# format name -> row converter. Algorithms name their format in the registry.
-FORMATS: dict[str, Callable[[Any], dict]] = {"pairs": pairs}
+def labelled(raw: Any) -> list[dict]:
+    """KTO rows: messages whose last assistant turn is the answer, plus a JSON boolean label
+    (true = desirable). A pairs row (rejected_response) becomes two rows: chosen true, rejected false."""
+    row = _as_object(raw)
+    if "label" not in row and "rejected_response" in row:
+        pair = pairs(row)
+        extras = {k: v for k, v in pair.items() if k not in ("prompt", "chosen", "rejected")}
+        return [
+            {**extras, "prompt": pair["prompt"], "completion": pair["chosen"], "label": True},
+            {**extras, "prompt": pair["prompt"], "completion": pair["rejected"], "label": False},
+        ]
+    messages = _messages(row)
+    if messages[-1]["role"] != "assistant":
+        raise RowProblem(
+            f"messages[{len(messages) - 1}].role",
+            f"the last message must be the assistant's answer that the label judges, got role {messages[-1]['role']!r}",
+        )
+    if "label" not in row:
+        raise RowProblem("label", "missing; KTO rows need label: true (desirable) or false (undesirable)")
+    if not isinstance(row["label"], bool):
+        raise RowProblem("label", f"expected a JSON boolean true/false, got {row['label']!r:.40}")
+    extras = {k: v for k, v in row.items() if k not in ("messages", "label")}
+    return [{**extras, "prompt": messages[:-1], "completion": [messages[-1]], "label": row["label"]}]
+
+
+def _one(convert: Callable[[Any], dict]) -> Callable[[Any], list[dict]]:
+    return lambda raw: [convert(raw)]
+
+
+# format name -> converter of one raw row into training rows. Algorithms name their format in the registry.
+FORMATS: dict[str, Callable[[Any], list[dict]]] = {"pairs": _one(pairs), "kto": labelled}

@@ -34,7 +34,7 @@ def load_file(path: Path, fmt: str, lenient: bool, dropped: list[Dropped]) -> li
     rows = []
     for line, raw in read_rows(path):
         try:
-            rows.append(convert(raw))
+            rows.extend(convert(raw))
         except RowProblem as p:
             if not lenient:
                 raise DataError(str(path), p.message, line=line, field=p.field) from None

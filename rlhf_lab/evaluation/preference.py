@@ -1,12 +1,19 @@
-"""Held-out preference evaluation of pair data, before and after training.
+"""Held-out preference evaluation, before and after training.
 
-- accuracy: fraction of pairs where the policy gives the chosen answer a higher log-probability
-  than the rejected one (summed over the answer's tokens);
-- reward_margin: mean DPO implicit reward margin beta*[(logp_c - logp0_c) - (logp_r - logp0_r)],
-  where logp0 is the policy before training (the reference of a default DPO run), so it is 0 before.
+Pairs (DPO, CPO, SimPO, ORPO):
+- accuracy: fraction of pairs where the policy gives the chosen answer a higher log-probability than
+  the rejected one (summed over the answer's tokens);
+- reward_margin: mean implicit reward margin beta*[(logp_c - logp0_c) - (logp_r - logp0_r)], where logp0
+  is the policy before training (the reference of a default DPO/KTO run), so it is 0 before training;
+- logp_margin: mean logp_c - logp_r, what the reference-free methods (CPO, SimPO, ORPO) push up.
+
+Labelled rows (KTO): the same metrics over the held-out prompts that have both a desirable and an
+undesirable answer; reward_margin compares the mean implicit reward of desirable and undesirable answers.
 """
 
 from __future__ import annotations
+
+import json
 
 import torch
 
@@ -22,53 +29,97 @@ def tokenize_pair_side(tokenizer, prompt: list[dict], answer: list[dict], max_le
     return full_ids[:max_length], min(len(prompt_ids), max_length)
 
 
-class PreferenceEval:
-    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool):
+def padded_batches(sequences: list[tuple[list[int], int]], batch_size: int, pad_id: int):
+    """(ids, attention mask, answer mask) batches, right-padded."""
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        answer = torch.zeros((len(batch), width), dtype=torch.bool)
+        for i, (seq, answer_start) in enumerate(batch):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            attention[i, : len(seq)] = 1
+            answer[i, answer_start : len(seq)] = True
+        yield ids, attention, answer
+
+
+@torch.inference_mode()
+def answer_logps(model, sequences, batch_size: int, pad_id: int, bf16: bool) -> torch.Tensor:
+    """Summed log-probability of each sequence's answer tokens."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for ids, attention, answer in padded_batches(sequences, batch_size, pad_id):
+        ids, attention, answer = ids.to(device), attention.to(device), answer.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(input_ids=ids, attention_mask=attention).logits
+        logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        token_logps = logps.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        out.append((token_logps * answer[:, 1:]).sum(-1).cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+class _LogpEval:
+    """Shared state: tokenized sequences and the log-probs of the first evaluation (the start policy)."""
+
+    def __init__(self, run: Run, tokenizer, bf16: bool, sequences):
         self.beta = run.algorithm.beta
         self.batch_size = run.train.per_device_eval_batch_size
         self.bf16 = bf16
         self.pad_id = tokenizer.pad_token_id
-        self.sequences = []  # chosen_0, rejected_0, chosen_1, ...
-        for row in rows:
-            for side in ("chosen", "rejected"):
-                self.sequences.append(tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length))
-        self.reference: torch.Tensor | None = None
+        self.sequences = sequences
+        self.start: torch.Tensor | None = None
 
-    @torch.inference_mode()
-    def answer_logps(self, model) -> torch.Tensor:
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        out = []
-        for start in range(0, len(self.sequences), self.batch_size):
-            batch = self.sequences[start : start + self.batch_size]
-            width = max(len(ids) for ids, _ in batch)
-            ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            answer = torch.zeros((len(batch), width), dtype=torch.bool)
-            for i, (seq, answer_start) in enumerate(batch):
-                ids[i, : len(seq)] = torch.tensor(seq)
-                attention[i, : len(seq)] = 1
-                answer[i, answer_start : len(seq)] = True
-            ids, attention, answer = ids.to(device), attention.to(device), answer.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                logits = model(input_ids=ids, attention_mask=attention).logits
-            logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-            token_logps = logps.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            out.append((token_logps * answer[:, 1:]).sum(-1).cpu())
-        model.train(was_training)
-        return torch.cat(out)
+    def logps_and_rewards(self, model) -> tuple[torch.Tensor, torch.Tensor]:
+        logps = answer_logps(model, self.sequences, self.batch_size, self.pad_id, self.bf16)
+        if self.start is None:
+            self.start = logps.clone()
+        return logps, self.beta * (logps - self.start)
+
+
+class PreferenceEval(_LogpEval):
+    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool):
+        sequences = [
+            tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length)
+            for row in rows
+            for side in ("chosen", "rejected")
+        ]
+        super().__init__(run, tokenizer, bf16, sequences)
 
     def evaluate(self, model) -> dict:
-        logps = self.answer_logps(model)
-        if self.reference is None:
-            self.reference = logps.clone()
+        logps, rewards = self.logps_and_rewards(model)
         chosen, rejected = logps[0::2], logps[1::2]
-        ref_chosen, ref_rejected = self.reference[0::2], self.reference[1::2]
-        margin = self.beta * ((chosen - ref_chosen) - (rejected - ref_rejected))
         return {
             "accuracy": (chosen > rejected).float().mean().item(),
-            "reward_margin": margin.mean().item(),
+            "reward_margin": (rewards[0::2] - rewards[1::2]).mean().item(),
+            "logp_margin": (chosen - rejected).mean().item(),
             "logp_chosen": chosen.mean().item(),
             "logp_rejected": rejected.mean().item(),
         }
+
+
+class LabelledEval(_LogpEval):
+    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool):
+        sequences = [tokenize_pair_side(tokenizer, r["prompt"], r["completion"], run.train.max_length) for r in rows]
+        super().__init__(run, tokenizer, bf16, sequences)
+        self.labels = torch.tensor([bool(r["label"]) for r in rows])
+        by_prompt: dict[str, dict[bool, list[int]]] = {}
+        for i, r in enumerate(rows):
+            by_prompt.setdefault(json.dumps(r["prompt"]), {True: [], False: []})[bool(r["label"])].append(i)
+        self.pairs = [(d, u) for g in by_prompt.values() for d in g[True] for u in g[False]]
+
+    def evaluate(self, model) -> dict:
+        logps, rewards = self.logps_and_rewards(model)
+        good, bad = self.labels, ~self.labels
+        margin = rewards[good].mean() - rewards[bad].mean() if good.any() and bad.any() else torch.tensor(float("nan"))
+        result = {"reward_margin": margin.item(), "accuracy": None, "logp_margin": None, "pairs": len(self.pairs)}
+        if self.pairs:
+            d, u = torch.tensor([p[0] for p in self.pairs]), torch.tensor([p[1] for p in self.pairs])
+            result["accuracy"] = (logps[d] > logps[u]).float().mean().item()
+            result["logp_margin"] = (logps[d] - logps[u]).mean().item()
+        result["logp_desirable"] = logps[good].mean().item() if good.any() else None
+        result["logp_undesirable"] = logps[bad].mean().item() if bad.any() else None
+        return result

@@ -45,17 +45,22 @@ def load_tokenizer(cfg: ModelConfig):
     return tokenizer
 
 
-def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None):
-    """The model named by cfg (or by name_or_path, e.g. a separate reference model) in train-ready form."""
-    from transformers import AutoModelForCausalLM
+def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None, head: str = "causal_lm"):
+    """The model named by cfg (or by name_or_path, e.g. a separate reference model) in train-ready form.
+
+    head=reward loads it as a sequence classifier with one output (a reward model; the score head is new)."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     where = name_or_path or cfg.name_or_path
     path = local_checkpoint(resolve_source(where))
     kwargs = dict(dtype=weight_dtype(cfg, bf16), trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
+    auto_class = AutoModelForCausalLM
+    if head == "reward":
+        auto_class, kwargs["num_labels"] = AutoModelForSequenceClassification, 1
     with _explained(where):
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model = auto_class.from_pretrained(path, **kwargs)
     return model
 
 

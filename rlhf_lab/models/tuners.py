@@ -5,7 +5,11 @@ from __future__ import annotations
 from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig, TunerConfig
 
 
-def peft_config(cfg: TunerConfig):
+# Model head -> peft task type. SEQ_CLS also trains and saves the new score head (modules_to_save).
+TASK_TYPES = {"causal_lm": "CAUSAL_LM", "reward": "SEQ_CLS"}
+
+
+def peft_config(cfg: TunerConfig, head: str = "causal_lm"):
     """The peft config handed to the trainer (None for full tuning).
 
     The trainer wraps the model itself, so that the reference is the adapter-disabled base: one copy of
@@ -21,7 +25,7 @@ def peft_config(cfg: TunerConfig):
             lora_dropout=cfg.dropout,
             target_modules=target,
             modules_to_save=list(cfg.modules_to_save) if cfg.modules_to_save else None,
-            task_type="CAUSAL_LM",
+            task_type=TASK_TYPES[head],
         )
     if isinstance(cfg, FullTunerConfig):
         return None

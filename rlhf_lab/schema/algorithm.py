@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 from omegaconf import MISSING
 
 from rlhf_lab.errors import ConfigError
-from rlhf_lab.schema.checks import in_range, positive, str_or_list
+from rlhf_lab.schema.checks import in_range, one_of, positive, str_or_list
 
 # Every loss TRL 1.16's DPOTrainer implements ('sft' is reached through rpo_alpha or a combined list).
 DPO_LOSS_TYPES = (
@@ -27,6 +27,10 @@ class AlgorithmConfig:
     def model_paths(self) -> dict[str, str]:
         """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""
         return {}
+
+    def check_run(self, parts: dict) -> None:
+        """Rules that involve other groups (e.g. the batch size); parts maps group name -> schema object.
+        Raise ConfigError with the full dotted key."""
 
 
 @dataclass
@@ -76,3 +80,110 @@ class DPOConfig(AlgorithmConfig):
         return str_or_list("loss_type", self.loss_type)
 
 
+
+
+@dataclass
+class KTOConfig(AlgorithmConfig):
+    """Kahneman-Tversky Optimization on single answers labelled desirable (true) or undesirable (false)."""
+
+    name: str = "kto"
+    beta: float = 0.1
+    # Weights of the desirable and undesirable losses (raise the rarer side's weight on unbalanced data).
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
+    # kto, or apo_zero_unpaired (no KL estimate).
+    loss_type: str = "kto"
+    # Path or hub id of a separate reference model; null = the base model (LoRA: adapters disabled).
+    ref_model: Optional[str] = None
+    precompute_ref_log_probs: bool = False
+
+    def __post_init__(self) -> None:
+        positive("beta", self.beta)
+        positive("desirable_weight", self.desirable_weight)
+        positive("undesirable_weight", self.undesirable_weight)
+        one_of("loss_type", self.loss_type, ("kto", "apo_zero_unpaired"))
+
+    def model_paths(self) -> dict[str, str]:
+        return {"ref_model": self.ref_model} if self.ref_model else {}
+
+    def check_run(self, parts: dict) -> None:
+        # KTO's KL term is estimated from the other answers of the same device batch: one row gives nothing.
+        if self.loss_type == "kto" and parts["train"].per_device_train_batch_size < 2:
+            raise ConfigError(
+                "train.per_device_train_batch_size",
+                "KTO estimates its KL term from the other rows of a batch, so it needs at least 2 rows per device "
+                "batch; raise it, or use algorithm.loss_type=apo_zero_unpaired",
+            )
+
+
+@dataclass
+class CPOConfig(AlgorithmConfig):
+    """Contrastive Preference Optimization: a reference-free preference loss plus cpo_alpha x chosen NLL."""
+
+    name: str = "cpo"
+    beta: float = 0.1
+    # Weight of the NLL of the chosen answer.
+    cpo_alpha: float = 1.0
+    # sigmoid, hinge or ipo (SimPO is algorithm=simpo).
+    loss_type: str = "sigmoid"
+    # Probability that a preference label is flipped (sigmoid only).
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive("beta", self.beta)
+        positive("cpo_alpha", self.cpo_alpha, allow_zero=True)
+        one_of("loss_type", self.loss_type, ("sigmoid", "hinge", "ipo"))
+        in_range("label_smoothing", self.label_smoothing, 0.0, 0.5, high_open=True)
+        if self.label_smoothing > 0 and self.loss_type != "sigmoid":
+            raise ConfigError("label_smoothing", f"has no effect on loss_type={self.loss_type}; it applies to sigmoid")
+
+    @property
+    def trl_loss_type(self) -> str:
+        return self.loss_type
+
+
+@dataclass
+class SimPOConfig(AlgorithmConfig):
+    """SimPO: length-normalised log-prob margin with a target margin gamma; cpo_alpha > 0 gives CPO-SimPO."""
+
+    name: str = "simpo"
+    beta: float = 2.0
+    # Target reward margin (TRL's default is 0.5; ms-swift and the paper's recipes use 1.0).
+    simpo_gamma: float = 1.0
+    cpo_alpha: float = 0.0
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive("beta", self.beta)
+        positive("simpo_gamma", self.simpo_gamma, allow_zero=True)
+        positive("cpo_alpha", self.cpo_alpha, allow_zero=True)
+        in_range("label_smoothing", self.label_smoothing, 0.0, 0.5, high_open=True)
+
+    @property
+    def trl_loss_type(self) -> str:
+        return "simpo"
+
+
+@dataclass
+class ORPOConfig(AlgorithmConfig):
+    """ORPO: SFT on the chosen answer plus beta x the log odds-ratio loss; no reference model."""
+
+    name: str = "orpo"
+    # Weight of the odds-ratio term (lambda in the paper).
+    beta: float = 0.1
+
+    def __post_init__(self) -> None:
+        positive("beta", self.beta)
+
+
+@dataclass
+class RewardModelConfig(AlgorithmConfig):
+    """A sequence-classification reward model trained on pairs (Bradley-Terry), optionally with a margin column."""
+
+    name: str = "rm"
+    # Pushes rewards towards zero mean (0.01 in the paper that introduced it); null = off.
+    center_rewards_coefficient: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        if self.center_rewards_coefficient is not None:
+            positive("center_rewards_coefficient", self.center_rewards_coefficient, allow_zero=True)

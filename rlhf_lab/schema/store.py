@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from rlhf_lab.schema.algorithm import DPOConfig
+from rlhf_lab.schema.algorithm import CPOConfig, DPOConfig, KTOConfig, ORPOConfig, RewardModelConfig, SimPOConfig
 from rlhf_lab.schema.dataset import DatasetConfig
 from rlhf_lab.schema.distributed import SingleConfig
 from rlhf_lab.schema.logger import NoneLoggerConfig, TensorboardLoggerConfig, WandbLoggerConfig
@@ -14,7 +14,14 @@ from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig
 
 # group -> {schema name -> dataclass}. A new option of a group adds a line here and a YAML file.
 SCHEMAS = {
-    "algorithm": {"dpo": DPOConfig},
+    "algorithm": {
+        "dpo": DPOConfig,
+        "kto": KTOConfig,
+        "cpo": CPOConfig,
+        "simpo": SimPOConfig,
+        "orpo": ORPOConfig,
+        "rm": RewardModelConfig,
+    },
     "model": {"model": ModelConfig},
     "tuner": {"lora": LoraTunerConfig, "full": FullTunerConfig},
     "dataset": {"dataset": DatasetConfig},

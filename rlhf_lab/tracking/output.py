@@ -11,12 +11,20 @@ from rlhf_lab.run import Run
 
 
 def save_final_model(trainer, run: Run) -> Path:
-    """Save the adapter (LoRA) or model (full) with its tokenizer, loadable by plain transformers/peft."""
-    name = "adapter" if run.tuner.name == "lora" else "model"
+    """Save the adapter (LoRA) or model (full) with its tokenizer, loadable by plain transformers/peft.
+
+    Algorithms whose result other runs load as a model (reward models) save LoRA merged into a full model."""
+    merge = run.spec.merge_adapter and hasattr(trainer.model, "merge_and_unload")
+    name = "adapter" if run.tuner.name == "lora" and not merge else "model"
     final = run.run_dir / name
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=run.run_dir))
     try:
-        trainer.save_model(str(tmp))
+        if merge:
+            import copy
+
+            copy.deepcopy(trainer.model).merge_and_unload().save_pretrained(str(tmp))
+        else:
+            trainer.save_model(str(tmp))
         trainer.processing_class.save_pretrained(str(tmp))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

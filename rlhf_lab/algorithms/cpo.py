@@ -1,0 +1,32 @@
+"""CPO and SimPO on TRL's (experimental) CPOTrainer: reference-free, so no reference model is loaded."""
+
+from __future__ import annotations
+
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args
+from rlhf_lab.algorithms.dpo import trl_dataset
+from rlhf_lab.run import Run
+
+
+def build(run: Run, inputs: TrainInputs):
+    from trl.experimental.cpo import CPOConfig as TRLCPOConfig
+    from trl.experimental.cpo import CPOTrainer
+
+    cfg = run.algorithm  # CPOConfig or SimPOConfig: both name their TRL loss type
+    extra = {"simpo_gamma": cfg.simpo_gamma} if cfg.trl_loss_type == "simpo" else {}
+    args = TRLCPOConfig(
+        **trainer_args(run, inputs.bf16),
+        beta=cfg.beta,
+        cpo_alpha=cfg.cpo_alpha,
+        loss_type=cfg.trl_loss_type,
+        label_smoothing=cfg.label_smoothing,
+        max_length=run.train.max_length,
+        **extra,
+    )
+    return CPOTrainer(
+        model=inputs.model,
+        args=args,
+        train_dataset=trl_dataset(inputs.splits.train),
+        processing_class=inputs.tokenizer,
+        callbacks=inputs.callbacks,
+        peft_config=inputs.peft_config,
+    )

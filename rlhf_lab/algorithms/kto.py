@@ -1,0 +1,43 @@
+"""KTO on TRL's KTOTrainer, fed ms-swift rows (messages + label) converted to prompt/completion/label."""
+
+from __future__ import annotations
+
+import random
+
+from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args
+from rlhf_lab.run import Run
+from rlhf_lab.schema.algorithm import KTOConfig
+
+
+def trl_dataset(rows: list[dict], seed: int):
+    from datasets import Dataset
+
+    # TRL reads KTO batches in order (its KL term pairs each row with a neighbour), so shuffle once here.
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    return Dataset.from_list([{k: rows[i][k] for k in ("prompt", "completion", "label")} for i in order])
+
+
+def build(run: Run, inputs: TrainInputs):
+    from trl import KTOConfig as TRLKTOConfig
+    from trl import KTOTrainer
+
+    cfg: KTOConfig = run.algorithm
+    args = TRLKTOConfig(
+        **trainer_args(run, inputs.bf16),
+        beta=cfg.beta,
+        desirable_weight=cfg.desirable_weight,
+        undesirable_weight=cfg.undesirable_weight,
+        loss_type=cfg.loss_type,
+        max_length=run.train.max_length,
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+    )
+    return KTOTrainer(
+        model=inputs.model,
+        ref_model=reference_model(run, inputs, cfg.ref_model),
+        args=args,
+        train_dataset=trl_dataset(inputs.splits.train, run.train.seed),
+        processing_class=inputs.tokenizer,
+        callbacks=inputs.callbacks,
+        peft_config=inputs.peft_config,
+    )
