@@ -27,7 +27,7 @@ def test_every_option_composes_into_a_valid_run(compose, tmp_path, group, option
     part = getattr(run, group)
     # The option's schema type is kept (e.g. tuner=full gives a FullTunerConfig, not a dict).
     assert type(part).__module__.startswith("rlhf_lab.schema")
-    assert run.spec.name == run.algorithm.name == "dpo"
+    assert run.spec.name == run.algorithm.name == (option if group == "algorithm" else "dpo")
 
 
 def test_defaults_follow_the_seed_contract(compose, tmp_path):
@@ -39,6 +39,26 @@ def test_defaults_follow_the_seed_contract(compose, tmp_path):
     assert (run.tuner.name, run.tuner.r, run.tuner.alpha, run.tuner.target_modules) == ("lora", 8, 32, "all-linear")
     assert run.train.bf16 == "auto"
     assert run.effective_batch_size == run.train.per_device_train_batch_size * run.train.gradient_accumulation_steps
+
+
+@pytest.mark.parametrize(
+    "algorithm,expected",
+    [
+        ("kto", dict(beta=0.1, desirable_weight=1.0, undesirable_weight=1.0, loss_type="kto", ref_model=None)),
+        ("cpo", dict(beta=0.1, cpo_alpha=1.0, loss_type="sigmoid", label_smoothing=0.0)),
+        ("simpo", dict(beta=2.0, simpo_gamma=1.0, cpo_alpha=0.0)),  # TRL's simpo_gamma default is 0.5
+        ("orpo", dict(beta=0.1)),
+        ("rm", dict(center_rewards_coefficient=None)),
+    ],
+)
+def test_algorithm_defaults_follow_ms_swift(compose, tmp_path, algorithm, expected):
+    run = build_run(compose([f"algorithm={algorithm}"]), tmp_path)
+    assert {k: getattr(run.algorithm, k) for k in expected} == expected
+
+
+def test_reward_models_load_with_a_score_head_and_save_merged(compose, tmp_path):
+    run = build_run(compose(["algorithm=rm"]), tmp_path)
+    assert run.spec.model_head == "reward" and run.spec.merge_adapter
 
 
 def test_hub_presets_point_at_real_hub_ids(compose, tmp_path):
@@ -80,6 +100,11 @@ def test_combined_losses_take_a_list_with_weights(compose, tmp_path):
         (["algorithm.ref_model=/no/such/dir"], "algorithm.ref_model", "does not exist"),
         (["model.name_or_path=builtin:huge"], "model.name_or_path", "tiny-llama"),
         (["dataset=custom"], "dataset.path", "required"),
+        (["algorithm=kto", "train.per_device_train_batch_size=1"], "train.per_device_train_batch_size", "at least 2"),
+        (["algorithm=kto", "algorithm.loss_type=sigmoid"], "algorithm.loss_type", "apo_zero_unpaired"),
+        (["algorithm=cpo", "algorithm.loss_type=hinge", "algorithm.label_smoothing=0.1"], "algorithm.label_smoothing", "no effect"),
+        (["algorithm=cpo", "algorithm.loss_type=simpo"], "algorithm.loss_type", "sigmoid, hinge, ipo"),
+        (["algorithm=simpo", "algorithm.beta=0"], "algorithm.beta", "> 0"),
     ],
 )
 def test_invalid_values_name_the_key(compose, tmp_path, overrides, key, fragment):
@@ -110,6 +135,17 @@ def test_cli_errors_are_one_line_exit_2_fast(tmp_path, args, expected):
     assert expected in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert elapsed < 5  # well before any model would load (the issue asks < 2 s; subprocess start included)
+
+
+def test_kto_without_a_kl_estimate_may_use_batch_1(compose, tmp_path):
+    run = build_run(compose(["algorithm=kto", "algorithm.loss_type=apo_zero_unpaired", "train.per_device_train_batch_size=1"]), tmp_path)
+    assert run.train.per_device_train_batch_size == 1
+
+
+def test_kto_batch_of_one_is_refused_by_the_cli(tmp_path):
+    proc = run_cli(["algorithm=kto", "train.per_device_train_batch_size=1", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("config error: train.per_device_train_batch_size: KTO estimates its KL term")
 
 
 def test_typo_lists_the_valid_keys(tmp_path):

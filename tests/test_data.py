@@ -161,3 +161,50 @@ def test_data_error_stops_the_cli_before_the_model_loads(tmp_path):
     # qwen3_8b cannot load here: reaching it would have been a model error, not a data error.
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"].startswith("data error")
+
+
+KTO_GOOD = {"messages": GOOD["messages"], "label": True}
+
+
+def test_kto_rows_become_prompt_completion_label(tmp_path):
+    rows = load_file(write_jsonl(tmp_path / "k.jsonl", [KTO_GOOD, {**KTO_GOOD, "label": False}]), "kto", False, [])
+    assert rows[0] == {"prompt": GOOD["messages"][:2], "completion": [GOOD["messages"][2]], "label": True}
+    assert rows[1]["label"] is False
+
+
+def test_kto_reads_pair_rows_as_one_desirable_and_one_undesirable(tmp_path):
+    rows = load_file(write_jsonl(tmp_path / "k.jsonl", [GOOD]), "kto", False, [])
+    assert [(r["completion"][0]["content"], r["label"]) for r in rows] == [("4", True), ("5", False)]
+    assert all(r["prompt"] == GOOD["messages"][:2] and r["solution"] == "4" for r in rows)
+
+
+@pytest.mark.parametrize(
+    "row,field,fragment",
+    [
+        ({**KTO_GOOD, "label": "true"}, "label", "JSON boolean"),
+        ({**KTO_GOOD, "label": 1}, "label", "JSON boolean"),
+        ({"messages": GOOD["messages"]}, "label", "missing"),
+        ({"messages": GOOD["messages"][:2], "label": True}, "messages[1].role", "assistant's answer"),
+    ],
+)
+def test_kto_label_errors_name_file_and_line(tmp_path, row, field, fragment):
+    path = write_jsonl(tmp_path / "k.jsonl", [KTO_GOOD, KTO_GOOD, row])
+    with pytest.raises(DataError) as err:
+        load_file(path, "kto", False, [])
+    assert (err.value.line, err.value.field) == (3, field) and fragment in err.value.message
+
+
+def test_pair_margin_must_be_a_number(tmp_path):
+    assert load_file(write_jsonl(tmp_path / "m.jsonl", [{**GOOD, "margin": 0.5}]), "pairs", False, [])[0]["margin"] == 0.5
+    with pytest.raises(DataError, match="margin"):
+        load_file(write_jsonl(tmp_path / "n.jsonl", [{**GOOD, "margin": "big"}]), "pairs", False, [])
+
+
+def test_bundled_kto_demo_is_unpaired_for_training_and_paired_for_evaluation():
+    from rlhf_lab.paths import resolve_data_path
+
+    train = load_file(resolve_data_path("pkg://rlhf_lab/demo_data/arith_kto/train.jsonl"), "kto", False, [])
+    val = load_file(resolve_data_path("pkg://rlhf_lab/demo_data/arith_kto/val.jsonl"), "kto", False, [])
+    assert 0.3 < sum(r["label"] for r in train) / len(train) < 0.7
+    assert len({r["prompt"][-1]["content"] for r in train}) == len(train)  # one answer per question
+    assert len(val) == 2 * len({r["prompt"][-1]["content"] for r in val})  # both answers per question
