@@ -25,7 +25,7 @@ def test_summary_records_a_completed_run(lora_run):
     assert s["global_steps"] == 2
     assert math.isfinite(s["train_loss"]) and 0 < s["train_loss"] < 5
     for phase in ("eval_before", "eval_after"):
-        assert set(s[phase]) == {"accuracy", "reward_margin", "logp_chosen", "logp_rejected"}
+        assert set(s[phase]) == {"accuracy", "reward_margin", "logp_margin", "logp_chosen", "logp_rejected"}
         assert 0 <= s[phase]["accuracy"] <= 1
     assert s["eval_before"]["reward_margin"] == 0.0  # the policy is its own reference before training
     assert s["eval_after"]["logp_chosen"] != s["eval_before"]["logp_chosen"]  # training changed the model
