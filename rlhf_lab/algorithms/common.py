@@ -21,6 +21,16 @@ class TrainInputs:
     # peft config for LoRA (the trainer wraps the model), None for full tuning.
     peft_config: Any = None
 
+    def trainer_kwargs(self, train_dataset) -> dict:
+        """The keyword arguments every TRL trainer takes the same way."""
+        return dict(
+            model=self.model,
+            train_dataset=train_dataset,
+            processing_class=self.tokenizer,
+            callbacks=self.callbacks,
+            peft_config=self.peft_config,
+        )
+
 
 def trainer_args(run: Run, bf16: bool) -> dict:
     t = run.train

@@ -23,10 +23,6 @@ def build(run: Run, inputs: TrainInputs):
         **extra,
     )
     return CPOTrainer(
-        model=inputs.model,
         args=args,
-        train_dataset=trl_dataset(inputs.splits.train),
-        processing_class=inputs.tokenizer,
-        callbacks=inputs.callbacks,
-        peft_config=inputs.peft_config,
+        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),
     )

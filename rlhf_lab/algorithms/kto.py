@@ -33,11 +33,7 @@ def build(run: Run, inputs: TrainInputs):
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
     return KTOTrainer(
-        model=inputs.model,
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,
-        train_dataset=trl_dataset(inputs.splits.train, run.train.seed),
-        processing_class=inputs.tokenizer,
-        callbacks=inputs.callbacks,
-        peft_config=inputs.peft_config,
+        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train, run.train.seed)),
     )

@@ -13,10 +13,6 @@ def build(run: Run, inputs: TrainInputs):
 
     args = TRLORPOConfig(**trainer_args(run, inputs.bf16), beta=run.algorithm.beta, max_length=run.train.max_length)
     return ORPOTrainer(
-        model=inputs.model,
         args=args,
-        train_dataset=trl_dataset(inputs.splits.train),
-        processing_class=inputs.tokenizer,
-        callbacks=inputs.callbacks,
-        peft_config=inputs.peft_config,
+        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),
     )

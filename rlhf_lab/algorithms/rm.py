@@ -24,10 +24,6 @@ def build(run: Run, inputs: TrainInputs):
     )
     inputs.model.config.pad_token_id = inputs.tokenizer.pad_token_id  # the score is read at the last real token
     return RewardTrainer(
-        model=inputs.model,
         args=args,
-        train_dataset=trl_dataset(inputs.splits.train),
-        processing_class=inputs.tokenizer,
-        callbacks=inputs.callbacks,
-        peft_config=inputs.peft_config,
+        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),
     )
