@@ -13,9 +13,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlhf_lab.config_errors import explain
 from rlhf_lab.errors import EXIT_USER_ERROR, UserError
+from rlhf_lab.paths import CONF_DIR
 from rlhf_lab.schema import register_schemas
 
-CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")

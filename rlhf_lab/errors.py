@@ -54,3 +54,9 @@ class ModelError(UserError):
     """The model cannot be found or loaded as configured."""
 
     kind = "model error"
+
+
+class RewardError(UserError):
+    """A reward function failed or returned something unusable: names the reward and the dataset row."""
+
+    kind = "reward error"

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 PKG_SCHEME = "pkg://"
+# The Hydra config tree (groups and presets), beside the package.
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def resolve_pkg_path(uri: str) -> Path | None:

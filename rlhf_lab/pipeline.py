@@ -15,6 +15,7 @@ log = logging.getLogger("rlhf_lab")
 def train(run: Run) -> dict:
     # Data first: a bad row must stop the run before a multi-GB model loads.
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed)
+    run.algorithm.check_data(splits.train + splits.val)
     dropped_file = write_dropped(splits.dropped, run.run_dir)
     if splits.dropped:
         log.warning("dropped %d bad rows (listed in %s)", len(splits.dropped), dropped_file)
@@ -54,7 +55,7 @@ def train(run: Run) -> dict:
         evaluation = None
         evaluate = run.spec.load_evaluation()
         if evaluate is not None and run.train.eval and splits.val:
-            evaluation = evaluate(run, tokenizer, splits.val, bf16)
+            evaluation = evaluate(run, tokenizer, splits.val, bf16, trainer)
         before = evaluation.evaluate(trainer.model) if evaluation else None
 
         t_train = time.time()
@@ -81,6 +82,8 @@ def train(run: Run) -> dict:
             "eval_before": before,
             "eval_after": after,
             "saved_model": str(saved),
+            # Algorithm-specific figures (e.g. GRPO's zero-variance fractions and dynamic-sampling counts).
+            **(trainer.summary_extras() if hasattr(trainer, "summary_extras") else {}),
         }
         tracker.log_summary(result)
         print_result(run, result)

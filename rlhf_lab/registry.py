@@ -59,6 +59,18 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         model_head="reward",
         merge_adapter=True,
     ),
+    "grpo": AlgorithmSpec(
+        "grpo",
+        data_format="prompts",
+        builder="rlhf_lab.algorithms.grpo:build",
+        evaluation="rlhf_lab.evaluation.online:HeldOutReward",
+    ),
+    "gkd": AlgorithmSpec(
+        "gkd",
+        data_format="sft",
+        builder="rlhf_lab.algorithms.gkd:build",
+        evaluation="rlhf_lab.evaluation.distill:TeacherDivergence",
+    ),
 }
 
 

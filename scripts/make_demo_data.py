@@ -1,5 +1,8 @@
-"""Make the bundled demo datasets (deterministic): arithmetic questions with a correct chosen answer
-and a plausibly wrong rejected one, in ms-swift's pair format, split into train and held-out rows.
+"""Make the bundled demo datasets (deterministic), split into train and held-out rows:
+- arith_pairs: arithmetic questions with a correct chosen and a plausibly wrong rejected answer (DPO & co.);
+- arith_kto: the same as labelled single answers (KTO);
+- arith_math: one-step word problems as query-only rows with a `solution` column (GRPO);
+- arith_chat: the same word problems with a worked answer (SFT rows, for GKD).
 
     python scripts/make_demo_data.py            # rewrites rlhf_lab/demo_data/
 """
@@ -71,6 +74,43 @@ def to_kto(rng: random.Random, pairs: list[dict], both: bool) -> list[dict]:
     return rows
 
 
+# (subject, object, verb for adding, verb for taking away)
+STORIES = [
+    ("Tom", "apples", "buys", "eats"),
+    ("Mia", "books", "gets", "gives away"),
+    ("Sam", "marbles", "finds", "loses"),
+    ("Ana", "stickers", "receives", "uses"),
+    ("Leo", "cookies", "bakes", "sells"),
+    ("Zoe", "pencils", "buys", "lends out"),
+]
+
+
+def word_problem(rng: random.Random) -> tuple[str, str, int]:
+    """A one-step story problem with small numbers: SmolLM2-135M solves about one in eight when sampling,
+    so groups of answers often differ in reward (the signal GRPO needs)."""
+    name, things, add, take = rng.choice(STORIES)
+    a, b = rng.randint(2, 12), rng.randint(2, 9)
+    if rng.random() < 0.5 or b >= a:
+        question = f"{name} has {a} {things} and {add} {b} more. How many {things} does {name} have now?"
+        return question, f"{name} has {a} + {b} = {a + b} {things}.", a + b
+    question = f"{name} has {a} {things} and {take} {b} of them. How many {things} does {name} have now?"
+    return question, f"{name} has {a} - {b} = {a - b} {things}.", a - b
+
+
+def word_rows(rng: random.Random, n: int, seen: set[str], with_answer: bool) -> list[dict]:
+    rows = []
+    while len(rows) < n:
+        question, worked, result = word_problem(rng)
+        if question in seen:
+            continue
+        seen.add(question)
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]
+        if with_answer:
+            messages.append({"role": "assistant", "content": worked})
+        rows.append({"messages": messages, "solution": str(result)})
+    return rows
+
+
 def write(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -92,6 +132,15 @@ def main() -> None:
     write(kto_train, OUT / "arith_kto" / "train.jsonl")
     write(kto_val, OUT / "arith_kto" / "val.jsonl")
     print(f"wrote {len(kto_train)} train and {len(kto_val)} held-out KTO rows to {OUT / 'arith_kto'}")
+
+    for name, with_answer, salt in (("arith_math", False, 2), ("arith_chat", True, 3)):
+        word_rng = random.Random(SEED + salt)
+        word_seen: set[str] = set()
+        word_val = word_rows(word_rng, 48, word_seen, with_answer)
+        word_train = word_rows(word_rng, 256, word_seen, with_answer)
+        write(word_train, OUT / name / "train.jsonl")
+        write(word_val, OUT / name / "val.jsonl")
+        print(f"wrote {len(word_train)} train and {len(word_val)} held-out rows to {OUT / name}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from typing import Any, Callable
 from rlhf_lab.data.readers import _BadJson
 
 ROLES = ("system", "user", "assistant", "tool", "tool_call", "tool_response")
+# Added to every row at load time: "file:line", so later failures (e.g. a reward) can name the row.
+ROW_SOURCE = "row_source"
 
 
 class RowProblem(Exception):
@@ -99,9 +101,44 @@ def labelled(raw: Any) -> list[dict]:
     return [{**extras, "prompt": messages[:-1], "completion": [messages[-1]], "label": row["label"]}]
 
 
+def prompts(raw: Any) -> dict:
+    """GRPO/PPO rows: messages ending in the user's query. A trailing assistant turn (e.g. from an SFT or pairs
+    file) is dropped: the policy writes its own answers. Extra columns (solution, ...) go to the rewards."""
+    row = _as_object(raw)
+    messages = _messages(row)
+    if messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    if not messages or messages[-1]["role"] != "user":
+        raise RowProblem("messages", "must end with the user's query (optionally followed by one assistant answer)")
+    extras = {k: v for k, v in row.items() if k not in ("messages", "rejected_response", "prompt")}
+    return {**extras, "prompt": messages}
+
+
+def sft(raw: Any) -> dict:
+    """GKD rows: messages ending in the assistant's answer. Query-only rows are accepted with has_answer false
+    (usable when the answers are generated: seq_kd or lmbda=1; the algorithm checks)."""
+    row = _as_object(raw)
+    messages = _messages(row)
+    has_answer = messages[-1]["role"] == "assistant"
+    if not has_answer and messages[-1]["role"] != "user":
+        raise RowProblem("messages", "must end with the assistant's answer or with the user's query")
+    if not any(m["role"] == "user" for m in messages):
+        raise RowProblem("messages", "needs a user message")
+    extras = {k: v for k, v in row.items() if k != "messages"}
+    # TRL's chat collator takes all but the last message as the prompt, so query-only rows get an empty answer
+    # slot (never trained on: those batches are generated).
+    full = messages if has_answer else [*messages, {"role": "assistant", "content": ""}]
+    return {**extras, "messages": full, "has_answer": has_answer}
+
+
 def _one(convert: Callable[[Any], dict]) -> Callable[[Any], list[dict]]:
     return lambda raw: [convert(raw)]
 
 
 # format name -> converter of one raw row into training rows. Algorithms name their format in the registry.
-FORMATS: dict[str, Callable[[Any], list[dict]]] = {"pairs": _one(pairs), "kto": labelled}
+FORMATS: dict[str, Callable[[Any], list[dict]]] = {
+    "pairs": _one(pairs),
+    "kto": labelled,
+    "prompts": _one(prompts),
+    "sft": _one(sft),
+}

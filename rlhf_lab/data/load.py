@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf_lab.data.formats import FORMATS, RowProblem
+from rlhf_lab.data.formats import FORMATS, ROW_SOURCE, RowProblem
 from rlhf_lab.data.readers import read_rows
 from rlhf_lab.errors import DataError
 from rlhf_lab.paths import resolve_data_path
@@ -34,11 +34,15 @@ def load_file(path: Path, fmt: str, lenient: bool, dropped: list[Dropped]) -> li
     rows = []
     for line, raw in read_rows(path):
         try:
-            rows.extend(convert(raw))
+            converted = convert(raw)
         except RowProblem as p:
             if not lenient:
                 raise DataError(str(path), p.message, line=line, field=p.field) from None
             dropped.append(Dropped(str(path), line, p.field, p.message))
+            continue
+        for row in converted:
+            row[ROW_SOURCE] = f"{path}:{line}"
+        rows.extend(converted)
     if not rows:
         raise DataError(str(path), f"no usable rows ({len(dropped)} dropped as bad)")
     return rows

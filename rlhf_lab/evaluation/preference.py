@@ -81,7 +81,7 @@ class _LogpEval:
 
 
 class PreferenceEval(_LogpEval):
-    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool):
+    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
         sequences = [
             tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length)
             for row in rows
@@ -102,7 +102,7 @@ class PreferenceEval(_LogpEval):
 
 
 class LabelledEval(_LogpEval):
-    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool):
+    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
         sequences = [tokenize_pair_side(tokenizer, r["prompt"], r["completion"], run.train.max_length) for r in rows]
         super().__init__(run, tokenizer, bf16, sequences)
         self.labels = torch.tensor([bool(r["label"]) for r in rows])

@@ -23,7 +23,7 @@ def scores(model, sequences, batch_size: int, pad_id: int, bf16: bool) -> torch.
 
 
 class RewardEval:
-    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool):
+    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
         self.batch_size = run.train.per_device_eval_batch_size
         self.bf16 = bf16
         self.pad_id = tokenizer.pad_token_id

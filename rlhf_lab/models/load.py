@@ -56,12 +56,32 @@ def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None
     kwargs = dict(dtype=weight_dtype(cfg, bf16), trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
+    if cfg.num_hidden_layers is not None and name_or_path is None:
+        kwargs["config"] = _truncated_config(path, cfg)
     auto_class = AutoModelForCausalLM
     if head == "reward":
         auto_class, kwargs["num_labels"] = AutoModelForSequenceClassification, 1
     with _explained(where):
         model = auto_class.from_pretrained(path, **kwargs)
     return model
+
+
+def _truncated_config(path: str, cfg: ModelConfig):
+    """The checkpoint's config with only the first num_hidden_layers layers: from_pretrained then loads those
+    layers' weights and leaves the rest unused."""
+    from transformers import AutoConfig
+
+    with _explained(cfg.name_or_path):
+        config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
+    if cfg.num_hidden_layers > config.num_hidden_layers:
+        raise ModelError(
+            f"model.num_hidden_layers={cfg.num_hidden_layers} but {cfg.name_or_path} has only "
+            f"{config.num_hidden_layers} layers"
+        )
+    config.num_hidden_layers = cfg.num_hidden_layers
+    if getattr(config, "layer_types", None):  # per-layer attention kinds (Qwen3, Gemma) must match the count
+        config.layer_types = config.layer_types[: cfg.num_hidden_layers]
+    return config
 
 
 @contextmanager

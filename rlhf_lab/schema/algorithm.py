@@ -32,6 +32,10 @@ class AlgorithmConfig:
         """Rules that involve other groups (e.g. the batch size); parts maps group name -> schema object.
         Raise ConfigError with the full dotted key."""
 
+    def check_data(self, rows: list[dict]) -> None:
+        """Rules on the loaded rows that depend on the settings (e.g. a column a reward reads); raise DataError.
+        Runs before any model loads."""
+
 
 @dataclass
 class DPOConfig(AlgorithmConfig):

@@ -7,6 +7,7 @@ from typing import Optional
 
 from omegaconf import MISSING
 
+from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import one_of
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -26,8 +27,12 @@ class ModelConfig:
     trust_remote_code: bool = False
     # Hub revision (branch, tag or commit).
     revision: Optional[str] = None
+    # Keep only the first N transformer layers (a smaller student for distillation); null = all.
+    num_hidden_layers: Optional[int] = None
 
     def __post_init__(self) -> None:
         one_of("torch_dtype", self.torch_dtype, DTYPES)
+        if self.num_hidden_layers is not None and self.num_hidden_layers < 1:
+            raise ConfigError("num_hidden_layers", f"must be >= 1 (or null for all layers), got {self.num_hidden_layers}")
         if self.attn_implementation is not None:
             one_of("attn_implementation", self.attn_implementation, ATTN)

@@ -9,6 +9,7 @@ from rlhf_lab.schema.dataset import DatasetConfig
 from rlhf_lab.schema.distributed import SingleConfig
 from rlhf_lab.schema.logger import NoneLoggerConfig, TensorboardLoggerConfig, WandbLoggerConfig
 from rlhf_lab.schema.model import ModelConfig
+from rlhf_lab.schema.online import GKDConfig, GRPOConfig
 from rlhf_lab.schema.root import RootConfig
 from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig
 
@@ -21,6 +22,8 @@ SCHEMAS = {
         "simpo": SimPOConfig,
         "orpo": ORPOConfig,
         "rm": RewardModelConfig,
+        "grpo": GRPOConfig,
+        "gkd": GKDConfig,
     },
     "model": {"model": ModelConfig},
     "tuner": {"lora": LoraTunerConfig, "full": FullTunerConfig},

@@ -1,0 +1,91 @@
+"""GRPO and its recipes (DAPO, SAPO, CISPO) on TRL's GRPOTrainer, with dynamic sampling added
+(algorithms/grpo_trainer.py) and rewards from rlhf_lab.rewards."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args
+from rlhf_lab.run import Run
+from rlhf_lab.schema.online import GRPOConfig
+
+
+def trl_dataset(rows: list[dict]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def reward_model(run: Run, bf16: bool):
+    """The trained reward model named by algorithm.reward_model and its tokenizer, frozen."""
+    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
+
+    cfg: GRPOConfig = run.algorithm
+    tokenizer = load_tokenizer(dataclasses.replace(run.model, name_or_path=cfg.reward_model))
+    model = load_causal_lm(run.model, bf16, name_or_path=cfg.reward_model, head="reward")
+    model.config.pad_token_id = tokenizer.pad_token_id  # scores are read at the last real token
+    model.requires_grad_(False).eval()
+    return model, tokenizer
+
+
+def trl_args(run: Run, bf16: bool):
+    from trl import GRPOConfig as TRLGRPOConfig
+
+    cfg: GRPOConfig = run.algorithm
+    vllm = {}
+    if cfg.use_vllm:
+        vllm = dict(
+            vllm_mode=cfg.vllm_mode,
+            vllm_server_host=cfg.vllm_server_host,
+            vllm_server_port=cfg.vllm_server_port,
+            vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        )
+    base = trainer_args(run, bf16)
+    del base["dataset_num_proc"]  # GRPO tokenizes at generation time: no dataset map step
+    return TRLGRPOConfig(
+        **base,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        repetition_penalty=cfg.repetition_penalty,
+        beta=cfg.beta,
+        epsilon=cfg.epsilon,
+        epsilon_high=cfg.epsilon_high,
+        loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards,
+        num_iterations=cfg.num_iterations,
+        importance_sampling_level=cfg.importance_sampling_level,
+        reward_weights=list(cfg.reward_weights) if cfg.reward_weights is not None else None,
+        sapo_temperature_pos=cfg.sapo_temperature_pos,
+        sapo_temperature_neg=cfg.sapo_temperature_neg,
+        mask_truncated_completions=cfg.overlong_filter,
+        use_vllm=cfg.use_vllm,
+        log_completions=cfg.log_completions,
+        # Prompts and answers are read from the dataset's own columns; keep the reward columns.
+        remove_unused_columns=False,
+        **vllm,
+    )
+
+
+def build(run: Run, inputs: TrainInputs):
+    from rlhf_lab.algorithms.grpo_trainer import LabGRPOTrainer
+    from rlhf_lab.rewards.registry import build_rewards
+
+    cfg: GRPOConfig = run.algorithm
+    rewards: list = build_rewards(cfg)
+    processing: list = [None] * len(rewards)
+    if cfg.reward_model is not None:
+        model, tokenizer = reward_model(run, inputs.bf16)
+        rewards.append(model)
+        processing.append(tokenizer)
+    kwargs = inputs.trainer_kwargs(trl_dataset(inputs.splits.train))
+    return LabGRPOTrainer(
+        reward_funcs=rewards,
+        reward_processing_classes=processing,
+        args=trl_args(run, inputs.bf16),
+        dynamic_sample=cfg.dynamic_sample,
+        max_resample_times=cfg.max_resample_times,
+        **kwargs,
+    )

@@ -1,0 +1,99 @@
+"""TRL's GRPOTrainer plus what rlhf_lab adds: dynamic sampling and the zero-variance watch."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import torch
+from trl import GRPOTrainer
+
+from rlhf_lab.algorithms import dynamic_sampling as ds
+from rlhf_lab.errors import ConfigError
+
+log = logging.getLogger("rlhf_lab")
+
+# Consecutive generation rounds in which every group had equal rewards before we warn.
+ZERO_VARIANCE_PATIENCE = 3
+
+
+class LabGRPOTrainer(GRPOTrainer):
+    def __init__(self, *args, dynamic_sample: bool = False, max_resample_times: int = 3, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dynamic_sample = dynamic_sample
+        self.max_resample_times = max_resample_times
+        # Per generation round (training only): fraction of groups whose rewards were all equal.
+        self.zero_variance_history: list[float] = []
+        self.resample_totals = {"dropped_groups": 0, "refilled_groups": 0, "uninformative_kept": 0, "rounds": 0}
+        self._zero_streak = 0
+        self._refill_rng = random.Random(self.args.seed + 7919 * self.accelerator.process_index)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # Gathered over processes; keep this process's rows, weighted and summed as TRL does for advantages.
+        local = slice(self.accelerator.process_index * len(prompts), (self.accelerator.process_index + 1) * len(prompts))
+        weighted = rewards_per_func[local] * self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+        total = weighted.nansum(dim=1)
+        total[torch.isnan(rewards_per_func[local]).all(dim=1)] = torch.nan
+        self._last_rewards = total
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        batch = super()._generate_and_score_completions(inputs)
+        if not self.model.training:
+            return batch
+        n = self.num_generations
+        informative = ds.informative_groups(self._last_rewards, n)
+        fraction = 1.0 - informative.float().mean().item()
+        self._watch_zero_variance(fraction)
+        if not self.dynamic_sample:
+            return batch
+        return self._refill(batch, informative, len(inputs))
+
+    def _watch_zero_variance(self, fraction: float) -> None:
+        self.zero_variance_history.append(fraction)
+        self._metrics["train"]["zero_variance_fraction"].append(fraction)
+        self._zero_streak = self._zero_streak + 1 if fraction == 1.0 else 0
+        if self._zero_streak == ZERO_VARIANCE_PATIENCE:
+            log.warning(
+                "every group had equal rewards in the last %d generation rounds, so training is learning nothing: "
+                "the task is too easy or too hard for the model, or the rewards cannot tell answers apart "
+                "(try more num_generations, a higher temperature, other rewards, or algorithm.dynamic_sample=true)",
+                ZERO_VARIANCE_PATIENCE,
+            )
+
+    def _refill(self, batch: dict, informative: torch.Tensor, size: int) -> dict:
+        unsupported = ds.unsupported_keys(batch)
+        if unsupported:
+            raise ConfigError("algorithm.dynamic_sample", f"does not support batches with {unsupported} yet")
+        n = self.num_generations
+        batches, masks = [batch], [informative]
+        have = int(informative.sum())
+        need_groups = size // n
+        for _ in range(self.max_resample_times):
+            # Every process generates in the same rounds (generation and reward gathering are collective).
+            short = torch.tensor([float(have < need_groups)], device=self.accelerator.device)
+            if self.accelerator.gather(short).sum().item() == 0:
+                break
+            more = super()._generate_and_score_completions(self._more_prompts(need_groups))
+            batches.append(more)
+            masks.append(ds.informative_groups(self._last_rewards, n))
+            have += int(masks[-1].sum())
+        filled, stats = ds.fill_batch(batches, masks, n, size, self.processing_class.pad_token_id)
+        mask = filled["completion_mask"] * filled["tool_mask"] if "tool_mask" in filled else filled["completion_mask"]
+        filled["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
+        for key, value in stats.items():
+            self.resample_totals[key] += value
+            self._metrics["train"][f"dynamic_sampling/{key}"].append(float(value))
+        return filled
+
+    def _more_prompts(self, groups: int) -> list[dict]:
+        """Further prompts for a refill round, each repeated num_generations times (as TRL's sampler does)."""
+        rows = [self.train_dataset[self._refill_rng.randrange(len(self.train_dataset))] for _ in range(groups)]
+        return [dict(row) for row in rows for _ in range(self.num_generations)]
+
+    def summary_extras(self) -> dict:
+        extras = {"zero_variance_fraction_per_round": [round(f, 3) for f in self.zero_variance_history]}
+        if self.dynamic_sample:
+            extras["dynamic_sampling"] = dict(self.resample_totals)
+        return extras

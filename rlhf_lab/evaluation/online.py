@@ -1,0 +1,60 @@
+"""Held-out evaluation of a GRPO policy: the rewards its greedy answers to held-out prompts earn.
+
+- reward: mean weighted total reward (what training maximises);
+- reward/<name>: mean of each reward function (e.g. reward/accuracy is the fraction solved);
+- completion_length: mean answer length in tokens.
+Greedy decoding makes the before/after comparison free of sampling noise.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlhf_lab.run import Run
+
+
+@torch.inference_mode()
+def generate_answers(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int, bf16: bool):
+    """Greedy answers: (texts, token ids up to and including the first end-of-sequence token)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    stop = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    texts, ids_out = [], []
+    for start in range(0, len(prompts), batch_size):
+        chunk = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts[start : start + batch_size]]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        for row in out[:, enc["input_ids"].size(1) :].tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
+            ids_out.append(row[:end])
+            texts.append(tokenizer.decode(row[:end], skip_special_tokens=True))
+    model.train(was_training)
+    return texts, ids_out
+
+
+class HeldOutReward:
+    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
+        self.rows = rows
+        self.tokenizer = tokenizer
+        self.bf16 = bf16
+        self.trainer = trainer
+        self.max_new_tokens = run.algorithm.max_completion_length
+        self.batch_size = run.train.per_device_eval_batch_size
+
+    def evaluate(self, model) -> dict:
+        prompts = [row["prompt"] for row in self.rows]
+        texts, ids = generate_answers(model, self.tokenizer, prompts, self.max_new_tokens, self.batch_size, self.bf16)
+        completions = [[{"role": "assistant", "content": t}] for t in texts]
+        # The trainer's own scoring: the same reward functions, reward model and weights as in training.
+        per_func = self.trainer._calculate_rewards(self.rows, prompts, completions, ids).cpu()
+        weights = self.trainer.reward_weights.cpu()
+        total = (per_func * weights).nansum(dim=1)
+        result = {"reward": total.mean().item()}
+        for i, name in enumerate(self.trainer.reward_func_names):
+            result[f"reward/{name}"] = torch.nanmean(per_func[:, i]).item()
+        result["completion_length"] = sum(map(len, ids)) / len(ids)
+        return result

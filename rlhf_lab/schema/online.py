@@ -1,0 +1,262 @@
+"""Options of the algorithms that generate while they train: GRPO (and its DAPO, SAPO, CISPO recipes) and GKD.
+
+Names and defaults follow ms-swift's `swift rlhf --rlhf_type grpo|gkd`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import MISSING
+
+from rlhf_lab.errors import ConfigError
+from rlhf_lab.schema.algorithm import AlgorithmConfig
+from rlhf_lab.schema.checks import in_range, one_of, positive
+
+# Every policy loss TRL 1.16's GRPOTrainer implements.
+GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
+# Losses normalised per token over the batch: a sequence-level importance weight is meaningless for them.
+_TOKEN_LEVEL_LOSSES = ("bnpo", "dr_grpo", "dapo", "cispo")
+
+
+def _vllm_check(use_vllm: bool, mode: str) -> None:
+    one_of("vllm_mode", mode, ("colocate", "server"))
+    if use_vllm and importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            "use_vllm",
+            "vllm is not installed (it needs CUDA GPUs); `pip install vllm` on a GPU machine, or set "
+            "algorithm.use_vllm=false to generate with transformers",
+        )
+
+
+def _row_error(row: dict, field: str, message: str):
+    from rlhf_lab.data.formats import ROW_SOURCE
+    from rlhf_lab.errors import DataError
+
+    path, _, line = row[ROW_SOURCE].rpartition(":")
+    return DataError(path, message, line=int(line), field=field)
+
+
+@dataclass
+class GRPOConfig(AlgorithmConfig):
+    """Group Relative Policy Optimization: sample num_generations answers per prompt, score them with the reward
+    functions, and push up the answers that beat their group's mean."""
+
+    name: str = "grpo"
+    # Answers sampled per prompt (the group). The global batch must be a multiple of it.
+    num_generations: int = 8
+    max_completion_length: int = 512
+    temperature: float = 0.9
+    top_p: float = 1.0
+    # 0 = no top-k truncation.
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    # Weight of the KL penalty to the reference model; 0 drops the reference model entirely.
+    beta: float = 0.04
+    # Lower (and, without epsilon_high, upper) clip range of the importance ratio.
+    epsilon: float = 0.2
+    # Upper clip range (DAPO's clip-higher, CISPO's ratio cap); null = epsilon.
+    epsilon_high: Optional[float] = None
+    loss_type: str = "grpo"
+    # How advantages are scaled: by each group's reward std, by the batch's, or not at all (Dr. GRPO).
+    scale_rewards: str = "group"
+    # Policy updates per generated batch (>1 reuses samples with importance ratios).
+    num_iterations: int = 1
+    # token: per-token ratios (GRPO); sequence: one length-normalised ratio per answer (GSPO).
+    importance_sampling_level: str = "token"
+    # Reward functions: built-in names (accuracy, format, cosine, repetition, soft_overlong), dotted paths
+    # (my_pkg.rewards.fn or my_pkg.rewards:fn), or {_target_: ..., kwargs} objects built with Hydra.
+    reward_funcs: List[Any] = field(default_factory=list)
+    # One weight per reward (reward_funcs first, then reward_model); null = 1.0 each.
+    reward_weights: Optional[List[float]] = None
+    # Path of a trained reward model (e.g. the saved model of an algorithm=rm run), scored as one more reward.
+    reward_model: Optional[str] = None
+    # SAPO's soft-gate temperatures for positive and negative advantages.
+    sapo_temperature_pos: float = 1.0
+    sapo_temperature_neg: float = 1.05
+    # Mask completions cut at max_completion_length out of the loss (DAPO's overlong filtering).
+    overlong_filter: bool = False
+    # DAPO's dynamic sampling: drop groups whose rewards are all equal (no signal) and refill the batch
+    # with groups of further prompts, at most max_resample_times extra generation rounds per batch.
+    dynamic_sample: bool = False
+    max_resample_times: int = 3
+    # soft_overlong reward: answers longer than soft_max_length - soft_cache_length lose up to 1 linearly;
+    # soft_max_length null = max_completion_length.
+    soft_max_length: Optional[int] = None
+    soft_cache_length: Optional[int] = None
+    # cosine reward: the reward of a right / wrong answer at length 0 and at cosine_max_len
+    # (null = max_completion_length), interpolated on a cosine.
+    cosine_min_len_value_wrong: float = -0.5
+    cosine_max_len_value_wrong: float = 0.0
+    cosine_min_len_value_correct: float = 1.0
+    cosine_max_len_value_correct: float = 0.5
+    cosine_max_len: Optional[int] = None
+    # repetition reward: n-gram size and the penalty of an answer made only of repeats.
+    repetition_n_grams: int = 3
+    repetition_max_penalty: float = -1.0
+    # Generate with vLLM (GPU): colocate shares the training GPUs, server talks to `trl vllm-serve`.
+    use_vllm: bool = False
+    vllm_mode: str = "colocate"
+    vllm_server_host: str = "127.0.0.1"
+    vllm_server_port: int = 8000
+    vllm_gpu_memory_utilization: float = 0.9
+    # Write each logged step's prompts, answers and rewards to the console/trackers.
+    log_completions: bool = False
+
+    def __post_init__(self) -> None:
+        positive("num_generations", self.num_generations)
+        if self.num_generations < 2:
+            raise ConfigError("num_generations", "must be >= 2: advantages compare the answers of one prompt")
+        positive("max_completion_length", self.max_completion_length)
+        positive("temperature", self.temperature)
+        in_range("top_p", self.top_p, 0.0, 1.0)
+        positive("top_k", self.top_k, allow_zero=True)
+        positive("beta", self.beta, allow_zero=True)
+        positive("epsilon", self.epsilon)
+        one_of("loss_type", self.loss_type, GRPO_LOSS_TYPES)
+        one_of("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
+        positive("num_iterations", self.num_iterations)
+        one_of("importance_sampling_level", self.importance_sampling_level, ("token", "sequence"))
+        if self.epsilon_high is not None:
+            positive("epsilon_high", self.epsilon_high)
+        if self.loss_type == "cispo" and (self.epsilon_high is None or self.epsilon_high < 1.0):
+            # CISPO caps the ratio itself at epsilon_high; TRL falls back to epsilon (0.2), which would cap
+            # every ratio far below 1 and shrink every update.
+            raise ConfigError(
+                "epsilon_high",
+                f"CISPO caps the importance ratio at epsilon_high, so it must be >= 1 (the recipe uses 5.0), "
+                f"got {self.epsilon_high}; use algorithm=cispo or set algorithm.epsilon_high=5.0",
+            )
+        if self.importance_sampling_level == "sequence" and self.loss_type in _TOKEN_LEVEL_LOSSES:
+            raise ConfigError(
+                "importance_sampling_level",
+                f"sequence (GSPO) needs a per-sequence loss (grpo, sapo, luspo), not loss_type={self.loss_type}",
+            )
+        if self.loss_type == "luspo" and self.importance_sampling_level != "sequence":
+            raise ConfigError("importance_sampling_level", "luspo needs importance_sampling_level=sequence")
+        if self.loss_type == "vespo" and self.importance_sampling_level != "token":
+            raise ConfigError("importance_sampling_level", "vespo needs importance_sampling_level=token")
+        positive("sapo_temperature_pos", self.sapo_temperature_pos)
+        positive("sapo_temperature_neg", self.sapo_temperature_neg)
+        positive("max_resample_times", self.max_resample_times, allow_zero=True)
+        if not self.reward_funcs and self.reward_model is None:
+            raise ConfigError(
+                "reward_funcs",
+                "GRPO needs at least one reward: list reward functions (e.g. algorithm.reward_funcs=[accuracy,format]) "
+                "or give algorithm.reward_model=PATH",
+            )
+        n_rewards = len(self.reward_funcs) + (self.reward_model is not None)
+        if self.reward_weights is not None and len(self.reward_weights) != n_rewards:
+            raise ConfigError(
+                "reward_weights",
+                f"has {len(self.reward_weights)} weights for {n_rewards} rewards (reward_funcs, then reward_model); "
+                "give one per reward",
+            )
+        if self.soft_max_length is not None:
+            positive("soft_max_length", self.soft_max_length)
+        if "soft_overlong" in self.reward_funcs and self.soft_cache_length is None:
+            raise ConfigError("soft_cache_length", "the soft_overlong reward needs it (how many tokens before "
+                              "soft_max_length the penalty starts), e.g. algorithm.soft_cache_length=128")
+        if self.soft_cache_length is not None:
+            positive("soft_cache_length", self.soft_cache_length)
+            if self.soft_cache_length >= self.soft_length:
+                raise ConfigError(
+                    "soft_cache_length",
+                    f"must be below soft_max_length ({self.soft_length}, null = max_completion_length), got "
+                    f"{self.soft_cache_length}; lower algorithm.soft_cache_length",
+                )
+        positive("repetition_n_grams", self.repetition_n_grams)
+        if self.repetition_max_penalty > 0:
+            raise ConfigError("repetition_max_penalty", f"is a penalty, so must be <= 0, got {self.repetition_max_penalty}")
+        _vllm_check(self.use_vllm, self.vllm_mode)
+        in_range("vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, 0.0, 1.0)
+
+    def check_data(self, rows: list[dict]) -> None:
+        from rlhf_lab.rewards.custom import needed_columns, resolve_all
+
+        for name, reward in resolve_all(self):
+            for column in needed_columns(reward):
+                missing = next((r for r in rows if column not in r), None)
+                if missing is not None:
+                    raise _row_error(
+                        missing, column, f"missing; reward {name!r} reads it (add it to every row, or drop the reward)"
+                    )
+
+    @property
+    def soft_length(self) -> int:
+        return self.soft_max_length or self.max_completion_length
+
+    def model_paths(self) -> dict[str, str]:
+        return {"reward_model": self.reward_model} if self.reward_model else {}
+
+    def check_run(self, parts: dict) -> None:
+        from rlhf_lab.rewards.registry import check_reward_specs
+
+        # Custom rewards are imported and their signatures checked here, before any model loads.
+        check_reward_specs(self)
+        train, world = parts["train"], parts["distributed"].nproc_per_node * parts["distributed"].nnodes
+        batch = train.per_device_train_batch_size * train.gradient_accumulation_steps * world
+        if batch % self.num_generations:
+            raise ConfigError(
+                "algorithm.num_generations",
+                f"the global batch (per_device_train_batch_size {train.per_device_train_batch_size} x "
+                f"gradient_accumulation_steps {train.gradient_accumulation_steps} x {world} processes = {batch} "
+                f"answers) must be a multiple of num_generations ({self.num_generations}); change "
+                "train.per_device_train_batch_size, train.gradient_accumulation_steps or algorithm.num_generations",
+            )
+
+
+@dataclass
+class GKDConfig(AlgorithmConfig):
+    """Generalized Knowledge Distillation: the student matches the teacher's next-token distribution on dataset
+    answers, on the teacher's own answers (seq_kd) or on the student's own samples (lmbda)."""
+
+    name: str = "gkd"
+    # The teacher: a path, a hub id, or a model preset name (e.g. smollm2_135m). Must share the student's vocabulary.
+    teacher_model: str = MISSING
+    # Divergence: 0 = forward KL(teacher||student), 0.5 = Jensen-Shannon, 1 = reverse KL(student||teacher).
+    beta: float = 0.5
+    # Fraction of batches the student generates itself (on-policy distillation).
+    lmbda: float = 0.5
+    # On the other batches, train on the teacher's generated answers instead of the dataset's (then query-only
+    # data works).
+    seq_kd: bool = False
+    # Weight of the SFT (next-token) loss added on batches the student did not generate.
+    sft_alpha: float = 0.0
+    # Sampling temperature of the generated answers.
+    temperature: float = 0.9
+    max_completion_length: int = 512
+
+    def __post_init__(self) -> None:
+        in_range("beta", self.beta, 0.0, 1.0)
+        in_range("lmbda", self.lmbda, 0.0, 1.0)
+        positive("sft_alpha", self.sft_alpha, allow_zero=True)
+        positive("temperature", self.temperature)
+        positive("max_completion_length", self.max_completion_length)
+
+    @property
+    def needs_answers(self) -> bool:
+        """Whether the dataset's answers are trained on (else query-only rows are enough)."""
+        return not self.seq_kd and self.lmbda < 1.0
+
+    def check_data(self, rows: list[dict]) -> None:
+        if self.needs_answers:
+            missing = next((r for r in rows if not r["has_answer"]), None)
+            if missing is not None:
+                raise _row_error(
+                    missing,
+                    "messages",
+                    "ends with the user's query, but GKD trains on the dataset's answers unless they are generated: "
+                    "add the assistant's answer, or set algorithm.seq_kd=true (teacher answers) or algorithm.lmbda=1",
+                )
+
+    @property
+    def teacher_path(self) -> str:
+        from rlhf_lab.presets import model_preset_path
+
+        return model_preset_path(self.teacher_model) or self.teacher_model
+
+    def model_paths(self) -> dict[str, str]:
+        return {"teacher_model": self.teacher_path}
