@@ -13,7 +13,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 # The metric a sweep is judged by, in order of preference (the first one the jobs have).
-MAIN_METRICS = ("eval_after.accuracy", "eval_after.reward_margin", "train_loss")
+MAIN_METRICS = (
+    "eval_after.accuracy",  # preference algorithms and reward models
+    "eval_after.reward",  # GRPO: mean held-out reward
+    "eval_after.divergence",  # GKD: held-out divergence to the teacher
+    "eval_after.reward_margin",
+    "train_loss",
+)
 
 
 @dataclass
@@ -40,7 +46,7 @@ def _flatten(summary: dict) -> dict[str, Any]:
         for k, v in (summary.get(phase) or {}).items():
             row[f"{phase}.{k}"] = v
     for k, v in (summary.get("final_train_metrics") or {}).items():
-        if k in ("loss", "rewards/accuracies", "rewards/margins"):
+        if k in ("loss", "rewards/accuracies", "rewards/margins", "reward", "kl", "zero_variance_fraction"):
             row[f"last.{k}"] = v
     return row
 

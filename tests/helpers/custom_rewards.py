@@ -1,0 +1,45 @@
+"""Custom rewards used by the tests (imported by dotted path, as a user's module would be)."""
+
+
+def shout(completions, **kwargs):
+    """1 per exclamation mark."""
+    return [float(c.count("!")) for c in completions]
+
+
+def solution_is_odd_then_length_parity(completions, solution, **kwargs):
+    """Varies with the answer only for odd solutions: groups of even-solution prompts all score 0."""
+    return [float(len(c) % 2) if int(s) % 2 else 0.0 for c, s in zip(completions, solution)]
+
+
+class Scaled:
+    """A class reward with a setting (built through Hydra's _target_)."""
+
+    def __init__(self, factor=1.0):
+        self.factor = factor
+
+    def __call__(self, completions, **kwargs):
+        return [self.factor * len(c) for c in completions]
+
+
+def scaled_length(completions, factor, **kwargs):
+    return [factor * len(c) for c in completions]
+
+
+def no_kwargs(completions):
+    return [0.0 for _ in completions]
+
+
+def no_completions(prompts, **kwargs):
+    return [0.0 for _ in prompts]
+
+
+def breaks_on_seven(completions, solution, **kwargs):
+    return [1.0 / (int(s) - 7) for s in solution]
+
+
+def wrong_length(completions, **kwargs):
+    return [0.0]
+
+
+def returns_text(completions, **kwargs):
+    return ["high" for _ in completions]
