@@ -25,8 +25,27 @@ def _compose_and_run(cfg: DictConfig):
     return run_job(cfg)
 
 
+def pin_group_sweeps(argv: list[str]) -> list[str]:
+    """Hydra composes a multirun's first (sweep-wide) config without the swept group choices, so keys of the
+    swept options (algorithm.num_generations with algorithm=grpo,dapo) would be checked against the group's
+    default option and rejected. Pin each swept group to its first value for that composition; every job
+    still gets its own value (a job's own override comes later and wins)."""
+    if not {"-m", "--multirun"} & set(argv):
+        return argv
+    from rlhf_lab.schema.root import GROUPS
+
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in GROUPS and "," in value and not set("()[]{}") & set(value):
+            out.append(f"{key}={value.split(',')[0]}")  # just before the sweep: positionals stay together
+        out.append(arg)
+    return out
+
+
 def main() -> int:
     register_schemas()
+    sys.argv[1:] = pin_group_sweeps(sys.argv[1:])
     # Let composition errors reach us (instead of Hydra printing a multi-line report and exiting 1):
     # they are the user's to fix, so they get one line and exit code 2.
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -12,6 +12,9 @@ from rlhf_lab.schema.algorithm import DPO_LOSS_TYPES
 from rlhf_lab.schema.root import GROUPS
 
 
+RECIPES_OF = {"dapo": "grpo", "sapo": "grpo", "cispo": "grpo"}
+
+
 def all_options():
     for group in GROUPS:
         for path in sorted((Path(CONF_DIR) / group).glob("*.yaml")):
@@ -23,11 +26,15 @@ def test_every_option_composes_into_a_valid_run(compose, tmp_path, group, option
     overrides = [f"{group}={option}"]
     if (group, option) == ("dataset", "custom"):
         overrides.append("dataset.path=/data/pairs.jsonl")
+    if (group, option) == ("algorithm", "gkd"):
+        overrides.append("algorithm.teacher_model=smollm2_135m")  # required, and a preset name works
     run = build_run(compose(overrides), tmp_path)
     part = getattr(run, group)
     # The option's schema type is kept (e.g. tuner=full gives a FullTunerConfig, not a dict).
     assert type(part).__module__.startswith("rlhf_lab.schema")
-    assert run.spec.name == run.algorithm.name == (option if group == "algorithm" else "dpo")
+    # dapo, sapo and cispo are recipes: GRPO settings in a YAML file.
+    expected = RECIPES_OF.get(option, option) if group == "algorithm" else "dpo"
+    assert run.spec.name == run.algorithm.name == expected
 
 
 def test_defaults_follow_the_seed_contract(compose, tmp_path):
@@ -153,3 +160,27 @@ def test_typo_lists_the_valid_keys(tmp_path):
     assert proc.returncode == 2
     assert "did you mean 'train.learning_rate'" in proc.stderr
     assert "per_device_train_batch_size" in proc.stderr
+
+
+def test_group_sweeps_are_pinned_for_the_sweep_wide_composition():
+    from rlhf_lab.cli import pin_group_sweeps
+
+    argv = ["-m", "algorithm=grpo,dapo", "algorithm.num_generations=4"]
+    assert pin_group_sweeps(argv) == ["-m", "algorithm=grpo", "algorithm=grpo,dapo", "algorithm.num_generations=4"]
+    # value sweeps, non-simple sweeps and single runs are left alone
+    for args in (["-m", "algorithm.beta=0.1,0.2"], ["-m", "algorithm=glob(*)"], ["algorithm=grpo"]):
+        assert pin_group_sweeps(args) == args
+
+
+def test_a_sweep_over_algorithms_accepts_their_own_keys(tmp_path):
+    # Each job fails fast at validation (max_steps=0), which is enough to see what it composed.
+    proc = run_cli(
+        ["-m", "algorithm=grpo,cispo", "algorithm.num_generations=4", "model=tiny", "train.max_steps=0",
+         f"hydra.sweep.dir={tmp_path}/s"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1 and "2 of 2 jobs failed" in proc.stderr
+    for job, loss in (("0", "grpo"), ("1", "cispo")):
+        config = (tmp_path / "s" / job / ".hydra" / "config.yaml").read_text()
+        assert f"loss_type: {loss}" in config and "num_generations: 4" in config
+        assert "train.max_steps" in (tmp_path / "s" / job / "summary.json").read_text()

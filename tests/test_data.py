@@ -167,8 +167,14 @@ KTO_GOOD = {"messages": GOOD["messages"], "label": True}
 
 
 def test_kto_rows_become_prompt_completion_label(tmp_path):
-    rows = load_file(write_jsonl(tmp_path / "k.jsonl", [KTO_GOOD, {**KTO_GOOD, "label": False}]), "kto", False, [])
-    assert rows[0] == {"prompt": GOOD["messages"][:2], "completion": [GOOD["messages"][2]], "label": True}
+    path = write_jsonl(tmp_path / "k.jsonl", [KTO_GOOD, {**KTO_GOOD, "label": False}])
+    rows = load_file(path, "kto", False, [])
+    assert rows[0] == {
+        "prompt": GOOD["messages"][:2],
+        "completion": [GOOD["messages"][2]],
+        "label": True,
+        "row_source": f"{path}:1",  # where the row came from, for errors raised later (e.g. by a reward)
+    }
     assert rows[1]["label"] is False
 
 
@@ -208,3 +214,22 @@ def test_bundled_kto_demo_is_unpaired_for_training_and_paired_for_evaluation():
     assert 0.3 < sum(r["label"] for r in train) / len(train) < 0.7
     assert len({r["prompt"][-1]["content"] for r in train}) == len(train)  # one answer per question
     assert len(val) == 2 * len({r["prompt"][-1]["content"] for r in val})  # both answers per question
+
+
+def test_prompt_rows_keep_the_query_and_the_reward_columns(tmp_path):
+    query = {"messages": GOOD["messages"][:2], "solution": "4", "difficulty": 1}
+    path = write_jsonl(tmp_path / "p.jsonl", [query, GOOD])
+    rows = load_file(path, "prompts", False, [])
+    # a trailing assistant answer is dropped (the policy writes its own); rejected_response too
+    assert rows[0] == {"prompt": GOOD["messages"][:2], "solution": "4", "difficulty": 1, "row_source": f"{path}:1"}
+    assert rows[1]["prompt"] == GOOD["messages"][:2] and "rejected_response" not in rows[1]
+    bad = {"messages": [{"role": "system", "content": "s"}]}
+    with pytest.raises(DataError, match="p2.jsonl:1: field 'messages': must end with the user's query"):
+        load_file(write_jsonl(tmp_path / "p2.jsonl", [bad]), "prompts", False, [])
+
+
+def test_sft_rows_mark_whether_they_have_an_answer(tmp_path):
+    path = write_jsonl(tmp_path / "s.jsonl", [GOOD, {"messages": GOOD["messages"][:2]}])
+    with_answer, query_only = load_file(path, "sft", False, [])
+    assert with_answer["has_answer"] and with_answer["messages"] == GOOD["messages"]
+    assert not query_only["has_answer"] and query_only["messages"][-1] == {"role": "assistant", "content": ""}

@@ -248,3 +248,89 @@ def test_zero_variance_is_logged_and_warned(tmp_path, tiny_model_dir):
     s = read_summary(tmp_path / "run")
     assert s["zero_variance_fraction_per_round"] == [1.0, 1.0, 1.0]
     assert "training is learning nothing" in proc.stderr
+
+
+def test_a_failing_reward_stops_the_run_naming_reward_and_row(tmp_path, tiny_model_dir):
+    data = tmp_path / "q.jsonl"
+    solutions = [5, 7, 9, 7]
+    data.write_text(
+        "".join(f'{{"messages": [{{"role": "user", "content": "q{i}"}}], "solution": "{s}"}}\n' for i, s in enumerate(solutions))
+    )
+    proc = run_cli(
+        [
+            *GRPO_TINY,
+            "algorithm=grpo",
+            f"dataset.path={data}",
+            "dataset.val_path=null",
+            "algorithm.reward_funcs=[helpers.custom_rewards.breaks_on_seven]",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+        env={"PYTHONPATH": TESTS},
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("reward error: reward 'breaks_on_seven' raised ZeroDivisionError")
+    assert "q.jsonl:2" in line or "q.jsonl:4" in line
+    s = read_summary(tmp_path / "run")
+    assert s["status"] == "failed" and "breaks_on_seven" in s["error"]
+
+
+def test_loss_type_and_beta_sweep_lands_in_the_summary(tmp_path, tiny_model_dir):
+    proc = run_cli(
+        [
+            "-m",
+            *GRPO_TINY,
+            "algorithm=grpo",
+            LENGTH_REWARD,
+            "dataset.val_path=null",
+            "algorithm.loss_type=grpo,dr_grpo",
+            "algorithm.beta=0.0,0.04",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        cwd=tmp_path,
+        env={"PYTHONPATH": TESTS},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with (tmp_path / "sweep" / "sweep_summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["algorithm.loss_type"], r["algorithm.beta"]) for r in rows] == [
+        ("grpo", "0.0"), ("grpo", "0.04"), ("dr_grpo", "0.0"), ("dr_grpo", "0.04")
+    ]
+    for row in rows:
+        assert row["status"] == "completed"
+        logged = set().union(
+            *(json.loads(line) for line in (tmp_path / "sweep" / row["job"] / "metrics.jsonl").read_text().splitlines())
+        )
+        # beta 0 drops the reference model: no KL term is computed or logged
+        assert ("kl" in logged) == (row["algorithm.beta"] != "0.0")
+
+
+def test_a_trained_reward_model_scores_as_one_more_reward(tmp_path, tiny_model_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    rm_dir = tmp_path / "rm"
+    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).save_pretrained(rm_dir)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(rm_dir)
+    proc = run_cli(
+        [
+            *GRPO_TINY,
+            "algorithm=grpo",
+            "algorithm.reward_funcs=[format]",
+            f"algorithm.reward_model={rm_dir}",
+            "algorithm.reward_weights=[1.0,2.0]",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = read_summary(tmp_path / "run")
+    after = s["eval_after"]
+    assert after["reward/format"] == 0.0 and after["reward/rm"] != 0.0
+    assert after["reward"] == pytest.approx(2.0 * after["reward/rm"], rel=1e-5)  # weighted total
+    logged = set().union(*(json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()))
+    assert {"rewards/rm/mean", "rewards/format/mean"} <= logged
+
+
+def test_a_missing_reward_model_is_a_config_error(tmp_path):
+    _fails(["algorithm=grpo", "algorithm.reward_model=/nowhere/rm"], tmp_path, "algorithm.reward_model")

@@ -206,6 +206,14 @@ class GRPOConfig(AlgorithmConfig):
                 f"answers) must be a multiple of num_generations ({self.num_generations}); change "
                 "train.per_device_train_batch_size, train.gradient_accumulation_steps or algorithm.num_generations",
             )
+        local = train.per_device_train_batch_size * train.gradient_accumulation_steps
+        if self.dynamic_sample and local % self.num_generations:
+            # Groups are dropped and refilled per process, so each process must hold whole groups.
+            raise ConfigError(
+                "algorithm.dynamic_sample",
+                f"needs whole groups on each process: per_device_train_batch_size x gradient_accumulation_steps "
+                f"({local}) must be a multiple of num_generations ({self.num_generations})",
+            )
 
 
 @dataclass
