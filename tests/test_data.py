@@ -27,15 +27,21 @@ def write_jsonl(path: Path, rows) -> Path:
 
 
 def test_pair_rows_become_trl_conversations_and_keep_extra_columns(tmp_path):
-    rows = load_file(write_jsonl(tmp_path / "d.jsonl", [GOOD]), "pairs", lenient=False, dropped=[])
+    path = write_jsonl(tmp_path / "d.jsonl", [GOOD])
+    rows = load_file(path, "pairs", lenient=False, dropped=[])
     assert rows == [
         {
             "solution": "4",
             "prompt": GOOD["messages"][:2],
             "chosen": [{"role": "assistant", "content": "4"}],
             "rejected": [{"role": "assistant", "content": "5"}],
+            "row_source": f"{path}:1",
         }
     ]
+
+
+def _content(rows):
+    return [{k: v for k, v in r.items() if k != "row_source"} for r in rows]
 
 
 def test_json_array_and_saved_dataset_read_the_same_rows(tmp_path):
@@ -47,7 +53,8 @@ def test_json_array_and_saved_dataset_read_the_same_rows(tmp_path):
     from_array = load_file(array_file, "pairs", False, [])
     Dataset.from_list([GOOD, GOOD]).save_to_disk(str(tmp_path / "saved"))
     from_disk = load_file(tmp_path / "saved", "pairs", False, [])
-    assert jsonl == from_array == from_disk
+    assert _content(jsonl) == _content(from_array) == _content(from_disk)
+    assert [r["row_source"].rsplit(":", 1)[1] for r in jsonl] == ["1", "2"]
 
 
 def bad(**changes):
