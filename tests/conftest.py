@@ -36,6 +36,31 @@ def read_summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())
 
 
+def logged_metrics(run_dir: Path) -> set[str]:
+    """Every metric name a run wrote to metrics.jsonl."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return set().union(*(json.loads(line) for line in lines))
+
+
+def build_trainer(compose, tmp_path, overrides):
+    """The trainer a run would train with, built in-process on the tiny model (nothing trained)."""
+    from rlhf_lab.algorithms.common import TrainInputs
+    from rlhf_lab.data.load import load_splits
+    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
+    from rlhf_lab.models.tuners import peft_config
+    from rlhf_lab.run import build_run
+
+    run = build_run(compose(list(overrides)), tmp_path)
+    inputs = TrainInputs(
+        model=load_causal_lm(run.model, False),
+        tokenizer=load_tokenizer(run.model),
+        splits=load_splits(run.dataset, run.spec.data_format, run.train.seed),
+        bf16=False,
+        peft_config=peft_config(run.tuner),
+    )
+    return run.spec.load_builder()(run, inputs)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir():
     from rlhf_lab.models.tiny import ensure_tiny_llama

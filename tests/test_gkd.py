@@ -8,12 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY, read_summary, run_cli
+from conftest import TINY, build_trainer, read_summary, run_cli
 from rlhf_lab.algorithms.gkd import check_shared_vocabulary
 from rlhf_lab.algorithms.gkd_trainer import sft_loss
 from rlhf_lab.errors import ModelError
 from rlhf_lab.evaluation.distill import generalized_jsd
-from rlhf_lab.run import build_run
 
 # A one-layer student distilled from the two-layer tiny teacher.
 GKD_TINY = [
@@ -83,25 +82,8 @@ def test_teacher_and_student_must_share_a_vocabulary():
         check_shared_vocabulary(_tok({"a": 0}), _tok({"a": 0}), _model(16), _model(8), "t")
 
 
-def _trainer(compose, tmp_path, overrides):
-    from rlhf_lab.algorithms.common import TrainInputs
-    from rlhf_lab.data.load import load_splits
-    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
-    from rlhf_lab.models.tuners import peft_config
-
-    run = build_run(compose([*GKD_TINY, *overrides]), tmp_path)
-    inputs = TrainInputs(
-        model=load_causal_lm(run.model, False),
-        tokenizer=load_tokenizer(run.model),
-        splits=load_splits(run.dataset, run.spec.data_format, run.train.seed),
-        bf16=False,
-        peft_config=peft_config(run.tuner),
-    )
-    return run.spec.load_builder()(run, inputs)
-
-
 def test_sft_alpha_adds_its_term_on_dataset_batches_only(compose, tmp_path, tiny_model_dir):
-    trainer = _trainer(compose, tmp_path, ["algorithm.sft_alpha=0.5", "algorithm.lmbda=0"])
+    trainer = build_trainer(compose, tmp_path, [*GKD_TINY, "algorithm.sft_alpha=0.5", "algorithm.lmbda=0"])
     assert trainer.teacher_model.config.num_hidden_layers == 2 and trainer.model.config.num_hidden_layers == 1
     batch = next(iter(trainer.get_train_dataloader()))
     model = trainer.model

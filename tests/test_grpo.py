@@ -1,15 +1,13 @@
 """GRPO and its recipes: config checks, dynamic sampling against hand-made batches, and runs on the tiny model."""
 
 import csv
-import json
 import math
 
 import pytest
 import torch
 
-from conftest import ROOT, TINY, read_summary, run_cli
+from conftest import ROOT, TINY, build_trainer, logged_metrics, read_summary, run_cli
 from rlhf_lab.algorithms import dynamic_sampling as ds
-from rlhf_lab.run import build_run
 
 TESTS = str(ROOT / "tests")
 # Two answers per prompt, two prompts per step; a length reward so that answers of a group differ.
@@ -161,8 +159,7 @@ def test_each_recipe_trains_with_its_loss(recipe_sweep):
     for job in sorted(p for p in recipe_sweep.iterdir() if p.is_dir() and p.name.isdigit()):
         s = read_summary(job)
         assert s["status"] == "completed" and s["global_steps"] == 2 and math.isfinite(s["train_loss"])
-        logged = [json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()]
-        keys = set().union(*logged)
+        keys = logged_metrics(job)
         assert {"rewards/accuracy/mean", "rewards/Scaled/mean", "zero_variance_fraction", "entropy"} <= keys
         assert len(s["zero_variance_fraction_per_round"]) == 2
         for phase in ("eval_before", "eval_after"):  # greedy answers to the 48 held-out prompts, scored
@@ -177,25 +174,6 @@ def test_each_recipe_trains_with_its_loss(recipe_sweep):
     assert all(r["status"] == "completed" and math.isfinite(float(r["train_loss"])) for r in rows)
 
 
-def _trainer(compose, tmp_path, overrides):
-    from rlhf_lab.algorithms.common import TrainInputs
-    from rlhf_lab.data.load import load_splits
-    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
-    from rlhf_lab.models.tuners import peft_config
-
-    cfg = compose([*GRPO_TINY, *overrides])
-    run = build_run(cfg, tmp_path)
-    splits = load_splits(run.dataset, run.spec.data_format, run.train.seed)
-    inputs = TrainInputs(
-        model=load_causal_lm(run.model, False),
-        tokenizer=load_tokenizer(run.model),
-        splits=splits,
-        bf16=False,
-        peft_config=peft_config(run.tuner),
-    )
-    return run.spec.load_builder()(run, inputs)
-
-
 @pytest.mark.parametrize(
     "recipe, expected",
     [
@@ -206,7 +184,7 @@ def _trainer(compose, tmp_path, overrides):
     ],
 )
 def test_settings_reach_trl(compose, tmp_path, tiny_model_dir, recipe, expected):
-    trainer = _trainer(compose, tmp_path, [f"algorithm={recipe}", "algorithm.soft_cache_length=4"])
+    trainer = build_trainer(compose, tmp_path, [*GRPO_TINY, f"algorithm={recipe}", "algorithm.soft_cache_length=4"])
     for key, value in expected.items():
         assert getattr(trainer.args, key) == value, key
     assert trainer.dynamic_sample == (recipe == "dapo")
@@ -234,7 +212,7 @@ def test_dynamic_sampling_drops_and_refills_groups(tmp_path, tiny_model_dir):
     # every dropped group was replaced, by a refilled group or (refills exhausted) an uninformative one
     assert counts["refilled_groups"] + counts["uninformative_kept"] == counts["dropped_groups"]
     assert counts["rounds"] >= 3 + 1
-    logged = set().union(*(json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()))
+    logged = logged_metrics(tmp_path / "run")
     assert {"dynamic_sampling/dropped_groups", "dynamic_sampling/refilled_groups"} <= logged
 
 
@@ -300,9 +278,7 @@ def test_loss_type_and_beta_sweep_lands_in_the_summary(tmp_path, tiny_model_dir)
     ]
     for row in rows:
         assert row["status"] == "completed"
-        logged = set().union(
-            *(json.loads(line) for line in (tmp_path / "sweep" / row["job"] / "metrics.jsonl").read_text().splitlines())
-        )
+        logged = logged_metrics(tmp_path / "sweep" / row["job"])
         # beta 0 drops the reference model: no KL term is computed or logged
         assert ("kl" in logged) == (row["algorithm.beta"] != "0.0")
 
@@ -329,7 +305,7 @@ def test_a_trained_reward_model_scores_as_one_more_reward(tmp_path, tiny_model_d
     after = s["eval_after"]
     assert after["reward/format"] == 0.0 and after["reward/rm"] != 0.0
     assert after["reward"] == pytest.approx(2.0 * after["reward/rm"], rel=1e-5)  # weighted total
-    logged = set().union(*(json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()))
+    logged = logged_metrics(tmp_path / "run")
     assert {"rewards/rm/mean", "rewards/format/mean"} <= logged
 
 

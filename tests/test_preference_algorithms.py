@@ -1,12 +1,11 @@
 """KTO, CPO, SimPO, ORPO and reward models on the tiny model: settings reach TRL, runs train, results reload."""
 
-import json
 import math
 
 import pytest
 import torch
 
-from conftest import TINY, read_summary, run_cli
+from conftest import TINY, logged_metrics, read_summary, run_cli
 from rlhf_lab.run import build_run
 
 # algorithm -> (extra overrides, metrics its trainer must log, what the run saves)
@@ -36,7 +35,7 @@ def test_trains_with_finite_loss_and_its_own_metrics(runs, algorithm):
     s = read_summary(run_dir)
     assert s["status"] == "completed" and s["algorithm"] == algorithm and s["global_steps"] == 2
     assert math.isfinite(s["train_loss"])
-    logged = set().union(*(json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()))
+    logged = logged_metrics(run_dir)
     assert CASES[algorithm][1] <= logged
     for phase in ("eval_before", "eval_after"):
         assert 0 <= s[phase]["accuracy"] <= 1 and math.isfinite(s[phase]["reward_margin"])
