@@ -40,3 +40,36 @@ def test_cfg_job_shows_overrides(tmp_path):
     )
     assert proc.returncode == 0
     assert "beta: 0.3" in proc.stdout and "name: full" in proc.stdout
+
+
+VALIDATE = """
+import sys
+from pathlib import Path
+from hydra import compose, initialize_config_dir
+from rlhf_lab.paths import CONF_DIR
+from rlhf_lab.run import build_run
+from rlhf_lab.schema import register_schemas
+
+register_schemas()
+with initialize_config_dir(CONF_DIR, version_base="1.3"):
+    cfg = compose("config", overrides={overrides!r})
+build_run(cfg, Path("."))
+print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["algorithm=grpo", "algorithm.reward_funcs=[accuracy,format,cosine,repetition]"],
+        ["algorithm=dapo"],
+        ["algorithm=gkd", "algorithm.teacher_model=smollm2_135m", "model.num_hidden_layers=20"],
+    ],
+)
+def test_validating_online_runs_imports_nothing_heavy(tmp_path, overrides):
+    # Rewards are resolved and checked, presets looked up, all without the training stack.
+    proc = subprocess.run(
+        [sys.executable, "-c", VALIDATE.format(overrides=overrides, heavy=HEAVY)], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY=\n" in proc.stdout, proc.stdout
