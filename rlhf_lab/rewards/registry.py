@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlhf_lab.rewards.custom import needed_columns, resolve_all
+from rlhf_lab.rewards.custom import resolve_all
 from rlhf_lab.rewards.wrap import NamedReward
 
 
@@ -16,7 +16,3 @@ def check_reward_specs(cfg: Any) -> None:
 def build_rewards(cfg: Any) -> list[NamedReward]:
     return [NamedReward(name, fn) for name, fn in resolve_all(cfg)]
 
-
-def required_columns(rewards: list[NamedReward]) -> dict[str, tuple[str, ...]]:
-    """reward name -> dataset columns it needs."""
-    return {r.__name__: needed_columns(r.fn) for r in rewards}
