@@ -16,16 +16,11 @@ from rlhf_lab.run import Run
 
 
 def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float) -> torch.Tensor:
-    """Per-position generalized JSD of Agarwal et al. (2024), Eq. 1: beta*KL(T||M) + (1-beta)*KL(S||M) with
-    M = beta*T + (1-beta)*S; beta=0 is KL(T||S) and beta=1 is KL(S||T)."""
-    s = F.log_softmax(student_logits.float(), dim=-1)
-    t = F.log_softmax(teacher_logits.float(), dim=-1)
-    if beta == 0:
-        return (t.exp() * (t - s)).sum(-1)
-    if beta == 1:
-        return (s.exp() * (s - t)).sum(-1)
-    m = torch.logsumexp(torch.stack([s + torch.log1p(torch.tensor(-beta)), t + torch.log(torch.tensor(beta))]), dim=0)
-    return beta * (t.exp() * (t - m)).sum(-1) + (1 - beta) * (s.exp() * (s - m)).sum(-1)
+    """Per-position generalized JSD of Agarwal et al. (2024), Eq. 1 (beta=0 is KL(T||S), beta=1 is KL(S||T)):
+    TRL's own loss, unreduced, so the evaluation measures exactly what GKD trains on."""
+    from trl.experimental.gkd import GKDTrainer
+
+    return GKDTrainer.generalized_jsd_loss(student_logits.float(), teacher_logits.float(), beta=beta, reduction="none").sum(-1)
 
 
 class TeacherDivergence:
