@@ -71,6 +71,12 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         builder="rlhf_lab.algorithms.gkd:build",
         evaluation="rlhf_lab.evaluation.distill:TeacherDivergence",
     ),
+    "ppo": AlgorithmSpec(
+        "ppo",
+        data_format="prompts",
+        builder="rlhf_lab.algorithms.ppo:build",
+        evaluation="rlhf_lab.evaluation.online:HeldOutScore",
+    ),
 }
 
 

@@ -28,6 +28,8 @@ def test_every_option_composes_into_a_valid_run(compose, tmp_path, group, option
         overrides.append("dataset.path=/data/pairs.jsonl")
     if (group, option) == ("algorithm", "gkd"):
         overrides.append("algorithm.teacher_model=smollm2_135m")  # required, and a preset name works
+    if (group, option) == ("algorithm", "ppo"):
+        overrides.append("algorithm.reward_funcs=[accuracy]")  # a reward (model or function) is required
     run = build_run(compose(overrides), tmp_path)
     part = getattr(run, group)
     # The option's schema type is kept (e.g. tuner=full gives a FullTunerConfig, not a dict).
@@ -125,7 +127,7 @@ def test_invalid_values_name_the_key(compose, tmp_path, overrides, key, fragment
     "args,expected",
     [
         (["algorithm.betta=0.2"], "unknown key 'algorithm.betta' (did you mean 'algorithm.beta'?)"),
-        (["algorithm=dpoo"], "unknown option 'dpoo' for algorithm; choose one of: cispo, cpo, dapo, dpo, gkd, grpo, kto, orpo, rm, sapo, simpo"),
+        (["algorithm=dpoo"], "unknown option 'dpoo' for algorithm; choose one of: cispo, cpo, dapo, dpo, gkd, grpo, kto, orpo, ppo, rm, sapo, simpo"),
         (["model=qwen9"], "choose one of: qwen3_4b, qwen3_8b, smollm2_135m, tiny"),
         (["algorithm.beta=abc"], "algorithm.beta: Value 'abc' of type 'str' could not be converted to Float"),
         (["train.learning_rate=-1"], "train.learning_rate: must be > 0"),

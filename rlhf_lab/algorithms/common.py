@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,3 +75,15 @@ def reference_model(run: Run, inputs: TrainInputs, ref_path: str | None):
     from rlhf_lab.models.load import load_causal_lm
 
     return load_causal_lm(run.model, inputs.bf16, name_or_path=ref_path)
+
+
+def load_reward_model(run: Run, bf16: bool):
+    """The trained reward model named by algorithm.reward_model and its tokenizer, frozen."""
+    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
+
+    path = run.algorithm.reward_model
+    tokenizer = load_tokenizer(dataclasses.replace(run.model, name_or_path=path))
+    model = load_causal_lm(run.model, bf16, name_or_path=path, head="reward")
+    model.config.pad_token_id = tokenizer.pad_token_id  # scores are read at the last real token
+    model.requires_grad_(False).eval()
+    return model, tokenizer

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, load_reward_model, trainer_args
 from rlhf_lab.run import Run
 from rlhf_lab.schema.online import GRPOConfig
 
@@ -14,18 +12,6 @@ def trl_dataset(rows: list[dict]):
     from datasets import Dataset
 
     return Dataset.from_list(rows)
-
-
-def reward_model(run: Run, bf16: bool):
-    """The trained reward model named by algorithm.reward_model and its tokenizer, frozen."""
-    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
-
-    cfg: GRPOConfig = run.algorithm
-    tokenizer = load_tokenizer(dataclasses.replace(run.model, name_or_path=cfg.reward_model))
-    model = load_causal_lm(run.model, bf16, name_or_path=cfg.reward_model, head="reward")
-    model.config.pad_token_id = tokenizer.pad_token_id  # scores are read at the last real token
-    model.requires_grad_(False).eval()
-    return model, tokenizer
 
 
 def trl_args(run: Run, bf16: bool):
@@ -77,7 +63,7 @@ def build(run: Run, inputs: TrainInputs):
     rewards: list = build_rewards(cfg)
     processing: list = [None] * len(rewards)
     if cfg.reward_model is not None:
-        model, tokenizer = reward_model(run, inputs.bf16)
+        model, tokenizer = load_reward_model(run, inputs.bf16)
         rewards.append(model)
         processing.append(tokenizer)
     kwargs = inputs.trainer_kwargs(trl_dataset(inputs.splits.train))

@@ -58,3 +58,38 @@ class HeldOutReward:
             result[f"reward/{name}"] = torch.nanmean(per_func[:, i]).item()
         result["completion_length"] = sum(map(len, ids)) / len(ids)
         return result
+
+
+class HeldOutScore:
+    """Held-out evaluation of a PPO policy: the scores its greedy answers to held-out prompts earn.
+
+    - score: mean total reward (reward model and/or reward functions, weighted; no KL penalty);
+    - reward/<name>: mean of each reward (reward/reward_model is the reward model's score);
+    - accuracy: fraction of answers equal to the row's `solution`, when the rows have one and accuracy is not
+      already a reward (a check of the reward model's judgement that training never sees);
+    - completion_length: mean answer length in tokens.
+    """
+
+    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
+        self.rows = rows
+        self.tokenizer = tokenizer
+        self.bf16 = bf16
+        self.trainer = trainer
+        self.max_new_tokens = run.algorithm.max_completion_length
+        self.batch_size = run.train.per_device_eval_batch_size
+
+    def evaluate(self, model) -> dict:
+        from rlhf_lab.rewards.builtin import Accuracy
+
+        prompts = [row["prompt"] for row in self.rows]
+        policy = self.trainer.accelerator.unwrap_model(model).policy
+        texts, ids = generate_answers(policy, self.tokenizer, prompts, self.max_new_tokens, self.batch_size, self.bf16)
+        total, per_reward = self.trainer.scorer(self.rows, texts, ids)
+        result = {"score": total.mean().item()}
+        for name, values in per_reward.items():
+            result[f"reward/{name}"] = torch.nanmean(values).item()
+        if "solution" in self.rows[0] and "accuracy" not in per_reward:
+            correct = [c for c in Accuracy()(texts, [str(r["solution"]) for r in self.rows]) if c is not None]
+            result["accuracy"] = sum(correct) / max(len(correct), 1)
+        result["completion_length"] = sum(map(len, ids)) / len(ids)
+        return result

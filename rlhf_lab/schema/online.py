@@ -6,14 +6,15 @@ Names and defaults follow ms-swift's `swift rlhf --rlhf_type grpo|gkd`.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 from omegaconf import MISSING
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.algorithm import AlgorithmConfig
 from rlhf_lab.schema.checks import in_range, one_of, positive
+from rlhf_lab.schema.rewards import RewardOptions, row_error
 
 # Every policy loss TRL 1.16's GRPOTrainer implements.
 GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
@@ -31,23 +32,14 @@ def _vllm_check(use_vllm: bool, mode: str) -> None:
         )
 
 
-def _row_error(row: dict, field: str, message: str):
-    from rlhf_lab.data.formats import ROW_SOURCE
-    from rlhf_lab.errors import DataError
-
-    path, _, line = row[ROW_SOURCE].rpartition(":")
-    return DataError(path, message, line=int(line), field=field)
-
-
 @dataclass
-class GRPOConfig(AlgorithmConfig):
+class GRPOConfig(RewardOptions):
     """Group Relative Policy Optimization: sample num_generations answers per prompt, score them with the reward
     functions, and push up the answers that beat their group's mean."""
 
     name: str = "grpo"
     # Answers sampled per prompt (the group). The global batch must be a multiple of it.
     num_generations: int = 8
-    max_completion_length: int = 512
     temperature: float = 0.9
     top_p: float = 1.0
     # 0 = no top-k truncation.
@@ -66,13 +58,6 @@ class GRPOConfig(AlgorithmConfig):
     num_iterations: int = 1
     # token: per-token ratios (GRPO); sequence: one length-normalised ratio per answer (GSPO).
     importance_sampling_level: str = "token"
-    # Reward functions: built-in names (accuracy, format, cosine, repetition, soft_overlong), dotted paths
-    # (my_pkg.rewards.fn or my_pkg.rewards:fn), or {_target_: ..., kwargs} objects built with Hydra.
-    reward_funcs: List[Any] = field(default_factory=list)
-    # One weight per reward (reward_funcs first, then reward_model); null = 1.0 each.
-    reward_weights: Optional[List[float]] = None
-    # Path of a trained reward model (e.g. the saved model of an algorithm=rm run), scored as one more reward.
-    reward_model: Optional[str] = None
     # SAPO's soft-gate temperatures for positive and negative advantages.
     sapo_temperature_pos: float = 1.0
     sapo_temperature_neg: float = 1.05
@@ -82,20 +67,6 @@ class GRPOConfig(AlgorithmConfig):
     # with groups of further prompts, at most max_resample_times extra generation rounds per batch.
     dynamic_sample: bool = False
     max_resample_times: int = 3
-    # soft_overlong reward: answers longer than soft_max_length - soft_cache_length lose up to 1 linearly;
-    # soft_max_length null = max_completion_length.
-    soft_max_length: Optional[int] = None
-    soft_cache_length: Optional[int] = None
-    # cosine reward: the reward of a right / wrong answer at length 0 and at cosine_max_len
-    # (null = max_completion_length), interpolated on a cosine.
-    cosine_min_len_value_wrong: float = -0.5
-    cosine_max_len_value_wrong: float = 0.0
-    cosine_min_len_value_correct: float = 1.0
-    cosine_max_len_value_correct: float = 0.5
-    cosine_max_len: Optional[int] = None
-    # repetition reward: n-gram size and the penalty of an answer made only of repeats.
-    repetition_n_grams: int = 3
-    repetition_max_penalty: float = -1.0
     # Generate with vLLM (GPU): colocate shares the training GPUs, server talks to `trl vllm-serve`.
     use_vllm: bool = False
     vllm_mode: str = "colocate"
@@ -106,10 +77,10 @@ class GRPOConfig(AlgorithmConfig):
     log_completions: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         positive("num_generations", self.num_generations)
         if self.num_generations < 2:
             raise ConfigError("num_generations", "must be >= 2: advantages compare the answers of one prompt")
-        positive("max_completion_length", self.max_completion_length)
         positive("temperature", self.temperature)
         in_range("top_p", self.top_p, 0.0, 1.0)
         positive("top_k", self.top_k, allow_zero=True)
@@ -141,61 +112,11 @@ class GRPOConfig(AlgorithmConfig):
         positive("sapo_temperature_pos", self.sapo_temperature_pos)
         positive("sapo_temperature_neg", self.sapo_temperature_neg)
         positive("max_resample_times", self.max_resample_times, allow_zero=True)
-        if not self.reward_funcs and self.reward_model is None:
-            raise ConfigError(
-                "reward_funcs",
-                "GRPO needs at least one reward: list reward functions (e.g. algorithm.reward_funcs=[accuracy,format]) "
-                "or give algorithm.reward_model=PATH",
-            )
-        n_rewards = len(self.reward_funcs) + (self.reward_model is not None)
-        if self.reward_weights is not None and len(self.reward_weights) != n_rewards:
-            raise ConfigError(
-                "reward_weights",
-                f"has {len(self.reward_weights)} weights for {n_rewards} rewards (reward_funcs, then reward_model); "
-                "give one per reward",
-            )
-        if self.soft_max_length is not None:
-            positive("soft_max_length", self.soft_max_length)
-        if "soft_overlong" in self.reward_funcs and self.soft_cache_length is None:
-            raise ConfigError("soft_cache_length", "the soft_overlong reward needs it (how many tokens before "
-                              "soft_max_length the penalty starts), e.g. algorithm.soft_cache_length=128")
-        if self.soft_cache_length is not None:
-            positive("soft_cache_length", self.soft_cache_length)
-            if self.soft_cache_length >= self.soft_length:
-                raise ConfigError(
-                    "soft_cache_length",
-                    f"must be below soft_max_length ({self.soft_length}, null = max_completion_length), got "
-                    f"{self.soft_cache_length}; lower algorithm.soft_cache_length",
-                )
-        positive("repetition_n_grams", self.repetition_n_grams)
-        if self.repetition_max_penalty > 0:
-            raise ConfigError("repetition_max_penalty", f"is a penalty, so must be <= 0, got {self.repetition_max_penalty}")
         _vllm_check(self.use_vllm, self.vllm_mode)
         in_range("vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, 0.0, 1.0)
 
-    def check_data(self, rows: list[dict]) -> None:
-        from rlhf_lab.rewards.custom import needed_columns, resolve_all
-
-        for name, reward in resolve_all(self):
-            for column in needed_columns(reward):
-                missing = next((r for r in rows if column not in r), None)
-                if missing is not None:
-                    raise _row_error(
-                        missing, column, f"missing; reward {name!r} reads it (add it to every row, or drop the reward)"
-                    )
-
-    @property
-    def soft_length(self) -> int:
-        return self.soft_max_length or self.max_completion_length
-
-    def model_paths(self) -> dict[str, str]:
-        return {"reward_model": self.reward_model} if self.reward_model else {}
-
     def check_run(self, parts: dict) -> None:
-        from rlhf_lab.rewards.registry import check_reward_specs
-
-        # Custom rewards are imported and their signatures checked here, before any model loads.
-        check_reward_specs(self)
+        super().check_run(parts)
         train, world = parts["train"], parts["distributed"].nproc_per_node * parts["distributed"].nnodes
         batch = train.per_device_train_batch_size * train.gradient_accumulation_steps * world
         if batch % self.num_generations:
@@ -253,7 +174,7 @@ class GKDConfig(AlgorithmConfig):
         if self.needs_answers:
             missing = next((r for r in rows if not r["has_answer"]), None)
             if missing is not None:
-                raise _row_error(
+                raise row_error(
                     missing,
                     "messages",
                     "ends with the user's query, but GKD trains on the dataset's answers unless they are generated: "

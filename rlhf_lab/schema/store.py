@@ -10,6 +10,7 @@ from rlhf_lab.schema.distributed import SingleConfig
 from rlhf_lab.schema.logger import NoneLoggerConfig, TensorboardLoggerConfig, WandbLoggerConfig
 from rlhf_lab.schema.model import ModelConfig
 from rlhf_lab.schema.online import GKDConfig, GRPOConfig
+from rlhf_lab.schema.ppo import PPOConfig
 from rlhf_lab.schema.root import RootConfig
 from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig
 
@@ -24,6 +25,7 @@ SCHEMAS = {
         "rm": RewardModelConfig,
         "grpo": GRPOConfig,
         "gkd": GKDConfig,
+        "ppo": PPOConfig,
     },
     "model": {"model": ModelConfig},
     "tuner": {"lora": LoraTunerConfig, "full": FullTunerConfig},

@@ -1,0 +1,349 @@
+"""The PPO loop on transformers' Trainer machinery (optimizer, scheduler, accelerate wrapping, callbacks,
+checkpoints); the loop itself is rlhf_lab's: one training step is one PPO update.
+
+One update: sample answers to a rollout of prompts, score them, fold the per-token KL penalty into the rewards,
+compute GAE advantages with the critic, then num_ppo_epochs passes over shuffled mini-batches, each mini-batch
+one optimizer step over gradient_accumulation_steps micro-batches of per_device_train_batch_size answers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from transformers import GenerationConfig, Trainer, TrainerState
+from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import TrainOutput
+
+from rlhf_lab.algorithms import ppo_math as pm
+from rlhf_lab.algorithms.ppo_models import PolicyAndValue, RewardScorer, position_ids, token_values
+from rlhf_lab.schema.ppo import PPOConfig
+
+
+@dataclass
+class Rollout:
+    """One rollout's tensors, [n, ...] on the training device; response tensors are [n, R]."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    responses: torch.Tensor
+    mask: torch.Tensor
+    logprobs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    @property
+    def response_length(self) -> int:
+        return self.responses.size(1)
+
+
+class PromptStream:
+    """Rollout-sized lists of rows, reshuffled every pass; each process takes its own share of every pass."""
+
+    def __init__(self, rows: list[dict], batch: int, seed: int, rank: int = 0, world: int = 1):
+        self.rows, self.batch, self.rank, self.world = rows, batch, rank, world
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order: list[int] = []
+        self.passes = 0
+
+    def next_batch(self) -> list[dict]:
+        while len(self.order) < self.batch:
+            perm = torch.randperm(len(self.rows), generator=self.generator).tolist()
+            self.order += perm[self.rank :: self.world] or perm[: 1]
+            self.passes += 1
+        batch, self.order = self.order[: self.batch], self.order[self.batch :]
+        return [self.rows[i] for i in batch]
+
+
+def truncate_after_stop(responses: torch.Tensor, stop_ids: list[int], pad_id: int):
+    """Cut each answer after its first stop token: (responses padded after it, mask of kept tokens, has_stop)."""
+    is_stop = torch.isin(responses, torch.tensor(stop_ids, device=responses.device))
+    has_stop = is_stop.any(dim=1)
+    first = torch.where(has_stop, is_stop.int().argmax(dim=1), responses.size(1) - 1)
+    steps = torch.arange(responses.size(1), device=responses.device)
+    mask = (steps.unsqueeze(0) <= first.unsqueeze(1)).long()
+    return responses.masked_fill(mask == 0, pad_id), mask, has_stop
+
+
+class LabPPOTrainer(Trainer):
+    def __init__(
+        self,
+        *,
+        policy,
+        value_model,
+        ref_model,
+        ref_context,
+        scorer: RewardScorer,
+        cfg: PPOConfig,
+        args,
+        tokenizer,
+        train_rows: list[dict],
+        callbacks=None,
+    ):
+        super().__init__(
+            model=PolicyAndValue(policy, value_model), args=args, processing_class=tokenizer, callbacks=callbacks
+        )
+        self.cfg = cfg
+        self.ref_model = ref_model.to(self.args.device) if ref_model is not None else None
+        self.ref_context = ref_context
+        self.scorer = scorer
+        self.train_rows = train_rows
+        self.stop_ids = sorted(self._stop_ids(policy, tokenizer))
+        self.generation_config = GenerationConfig(
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=cfg.max_completion_length,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=self.stop_ids,
+        )
+        self.micro = args.per_device_train_batch_size
+        self.mini = self.micro * args.gradient_accumulation_steps
+        self.rollout_size = self.mini * cfg.num_mini_batches
+        self.optimizer_steps = 0
+        self.update_seconds: list[float] = []
+        self.score_history: list[float] = []
+
+    @staticmethod
+    def _stop_ids(policy, tokenizer) -> set[int]:
+        ids = {tokenizer.eos_token_id}
+        configured = getattr(policy.generation_config, "eos_token_id", None)
+        if configured is not None:
+            ids |= set(configured if isinstance(configured, list) else [configured])
+        return ids
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+
+    def num_updates(self) -> int:
+        if self.args.max_steps > 0:
+            return self.args.max_steps
+        per_pass = math.ceil(len(self.train_rows) / (self.rollout_size * self.args.world_size))
+        return max(1, math.ceil(per_pass * self.args.num_train_epochs))
+
+    def train(self, resume_from_checkpoint=None, trial=None, **kwargs) -> TrainOutput:
+        args = self.args
+        updates = self.num_updates()
+        steps_per_update = self.cfg.num_ppo_epochs * self.cfg.num_mini_batches
+        self.state = TrainerState(
+            is_local_process_zero=self.is_local_process_zero(),
+            is_world_process_zero=self.is_world_process_zero(),
+            stateful_callbacks=[
+                cb for cb in self.callback_handler.callbacks + [self.control] if isinstance(cb, ExportableState)
+            ],
+        )
+        self.state.max_steps = updates
+        self.state.num_train_epochs = args.num_train_epochs
+        self.state.logging_steps = args.logging_steps
+        self.state.save_steps = args.save_steps
+        # The scheduler counts optimizer steps; the run counts updates.
+        model, _ = self._prepare_for_training(updates * steps_per_update, None, None)
+        self.model_wrapped = model
+        stream = PromptStream(
+            self.train_rows, self.rollout_size, args.seed, args.process_index, args.world_size
+        )
+        self.shuffle = torch.Generator().manual_seed(args.seed + 1 + args.process_index)
+
+        step_prompts = self.rollout_size * args.world_size
+        self.control = self.callback_handler.on_train_begin(args, self.state, self.control)
+        losses = []
+        for _ in range(updates):
+            self.control = self.callback_handler.on_step_begin(args, self.state, self.control)
+            started = time.time()
+            rollout, stats = self.rollout(stream.next_batch())
+            stats.update(self.optimize(rollout))
+            self.update_seconds.append(time.time() - started)
+            self.score_history.append(stats["score"])
+            losses.append(stats["loss"])
+            self.state.global_step += 1
+            self.state.epoch = step_prompts * self.state.global_step / len(self.train_rows)
+            self.control = self.callback_handler.on_step_end(args, self.state, self.control)
+            step = self.state.global_step
+            if step == 1 or step % args.logging_steps == 0 or step == updates:
+                stats["learning_rate"] = self.lr_scheduler.get_last_lr()[0]
+                self.log({k: round(v, 6) for k, v in stats.items()})
+            if args.save_strategy == "steps" and step % args.save_steps == 0:
+                self._save_checkpoint(self.model_wrapped, trial)
+                self.control = self.callback_handler.on_save(args, self.state, self.control)
+            if self.control.should_training_stop:
+                break
+        self.control = self.callback_handler.on_train_end(args, self.state, self.control)
+        return TrainOutput(self.state.global_step, sum(losses) / max(len(losses), 1), {})
+
+    # -- rollout ----------------------------------------------------------------------------------------------
+
+    def _chunks(self, n: int):
+        size = self.cfg.local_rollout_forward_batch_size
+        return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+    def _policy_logits(self, policy, ids, attn, pos, response_length: int) -> torch.Tensor:
+        """Temperature-scaled logits of the positions that predict the response tokens: [n, R, vocab]."""
+        logits = policy(
+            input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=response_length + 1, use_cache=False
+        ).logits
+        return logits[:, :-1].float() / self.cfg.temperature
+
+    @torch.no_grad()
+    def rollout(self, rows: list[dict]) -> tuple[Rollout, dict]:
+        cfg, tok, device = self.cfg, self.processing_class, self.args.device
+        model: PolicyAndValue = self.accelerator.unwrap_model(self.model_wrapped)
+        policy, value_model = model.policy, model.value_model
+        model.eval()
+        texts = [tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in rows]
+        enc = tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False).to(device)
+        prompt_length = enc["input_ids"].size(1)
+
+        generated = []
+        for part in self._chunks(len(rows)):
+            with self.accelerator.autocast():
+                out = policy.generate(
+                    input_ids=enc["input_ids"][part],
+                    attention_mask=enc["attention_mask"][part],
+                    generation_config=self.generation_config,
+                )
+            generated.append(out[:, prompt_length:])
+        width = max(g.size(1) for g in generated)
+        responses = torch.cat(
+            [torch.nn.functional.pad(g, (0, width - g.size(1)), value=tok.pad_token_id) for g in generated]
+        )
+        responses, mask, has_stop = truncate_after_stop(responses, self.stop_ids, tok.pad_token_id)
+        ids = torch.cat([enc["input_ids"], responses], dim=1)
+        attn = torch.cat([enc["attention_mask"], mask], dim=1)
+        pos = position_ids(attn)
+
+        logprobs, ref_logprobs, values, entropies = [], [], [], []
+        for part in self._chunks(len(rows)):
+            args = (ids[part], attn[part], pos[part], width)
+            with self.accelerator.autocast():
+                logits = self._policy_logits(policy, *args)
+                logprobs.append(pm.token_logprobs(logits, responses[part]))
+                entropies.append(pm.entropy(logits))
+                del logits
+                with self.ref_context():
+                    ref_logits = self._policy_logits(self.ref_model or policy, *args)
+                ref_logprobs.append(pm.token_logprobs(ref_logits, responses[part]))
+                del ref_logits
+                values.append(token_values(value_model, ids[part], attn[part], pos[part])[:, prompt_length - 1 : -1])
+        logprobs, ref_logprobs = torch.cat(logprobs), torch.cat(ref_logprobs)
+        values, entropies = torch.cat(values), torch.cat(entropies)
+        maskf = mask.float()
+
+        completion_ids = [r[: int(m.sum())].tolist() for r, m in zip(responses, mask)]
+        answers = tok.batch_decode(
+            [c[:-1] if has else c for c, has in zip(completion_ids, has_stop.tolist())], skip_special_tokens=True
+        )
+        scores, per_reward = self.scorer(rows, answers, completion_ids)
+        scores = scores.to(device)
+        if cfg.missing_eos_penalty is not None:
+            scores = scores - cfg.missing_eos_penalty * (~has_stop).float()
+
+        kl = pm.kl_penalty(logprobs, ref_logprobs, cfg.kl_estimator) * maskf
+        rewards = pm.token_rewards(scores, kl, maskf, cfg.kl_coef)
+        if cfg.whiten_rewards:
+            rewards = pm.masked_whiten(rewards, maskf, shift_mean=False)
+        advantages, returns = pm.gae(rewards, values, maskf, cfg.gamma, cfg.lam)
+        raw_advantage_mean = pm.masked_mean(advantages, maskf)
+        advantages = pm.masked_whiten(advantages, maskf)
+
+        non_score = (-cfg.kl_coef * kl).sum(1)
+        stats = {
+            "score": scores.mean().item(),
+            **{f"reward/{name}": torch.nanmean(v).item() for name, v in per_reward.items()},
+            "kl": kl.sum(1).mean().item(),
+            "non_score_reward": non_score.mean().item(),
+            "rlhf_reward": (scores + non_score).mean().item(),
+            "entropy": pm.masked_mean(entropies, maskf).item(),
+            "value_mean": pm.masked_mean(values, maskf).item(),
+            "return_mean": pm.masked_mean(returns, maskf).item(),
+            "advantage_mean": raw_advantage_mean.item(),
+            "completion_length": maskf.sum(1).mean().item(),
+            "eos_fraction": has_stop.float().mean().item(),
+        }
+        rollout = Rollout(ids, attn, pos, responses, maskf, logprobs, values, advantages, returns)
+        return rollout, stats
+
+    # -- update -----------------------------------------------------------------------------------------------
+
+    def optimize(self, ro: Rollout) -> dict:
+        cfg, args = self.cfg, self.args
+        model = self.model_wrapped
+        model.train()
+        accum = args.gradient_accumulation_steps
+        width, prompt_length = ro.response_length, ro.input_ids.size(1) - ro.response_length
+        totals: dict[str, float] = {}
+        count, norms = 0, []
+        for _ in range(cfg.num_ppo_epochs):
+            order = torch.randperm(ro.input_ids.size(0), generator=self.shuffle).to(ro.input_ids.device)
+            for mb in range(cfg.num_mini_batches):
+                mini = order[mb * self.mini : (mb + 1) * self.mini]
+                for k in range(accum):
+                    idx = mini[k * self.micro : (k + 1) * self.micro]
+                    sync = k == accum - 1
+                    with nullcontext() if sync else self.accelerator.no_sync(model):
+                        with self.accelerator.autocast():
+                            logits, values = model(ro.input_ids[idx], ro.attention_mask[idx], ro.position_ids[idx], width + 1)
+                        logits = logits[:, :-1].float() / cfg.temperature
+                        new_logprobs = pm.token_logprobs(logits, ro.responses[idx])
+                        new_values = values[:, prompt_length - 1 : -1]
+                        mask = ro.mask[idx]
+                        pg_loss, pg = pm.clipped_policy_loss(
+                            new_logprobs, ro.logprobs[idx], ro.advantages[idx], mask, cfg.cliprange
+                        )
+                        vf_loss, vf = pm.clipped_value_loss(
+                            new_values, ro.values[idx], ro.returns[idx], mask, cfg.cliprange_value
+                        )
+                        loss = pg_loss + cfg.vf_coef * vf_loss
+                        self.accelerator.backward(loss / accum)
+                    for key, value in (
+                        ("loss", loss),
+                        ("loss/policy", pg_loss),
+                        ("loss/value", vf_loss),
+                        ("policy/clip_fraction", pg["clip_fraction"]),
+                        ("policy/approx_kl", pg["approx_kl"]),
+                        ("policy/ratio", pg["ratio"]),
+                        ("value/clip_fraction", vf["clip_fraction"]),
+                    ):
+                        totals[key] = totals.get(key, 0.0) + value.item()
+                    count += 1
+                if args.max_grad_norm:
+                    norms.append(float(self.accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)))
+                self.optimizer.step()
+                self.lr_scheduler.step()
+                self.optimizer.zero_grad()
+                self.optimizer_steps += 1
+        means = {k: v / count for k, v in totals.items()}
+        if norms:
+            means["grad_norm"] = sum(norms) / len(norms)
+        return means
+
+    # -- outputs ----------------------------------------------------------------------------------------------
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """The policy (adapter or full model) in output_dir, the critic in output_dir/value_model."""
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        model: PolicyAndValue = self.accelerator.unwrap_model(self.model_wrapped)
+        model.policy.save_pretrained(output_dir)
+        value_dir = os.path.join(output_dir, "value_model")
+        model.value_model.save_pretrained(value_dir)
+        self.processing_class.save_pretrained(value_dir)
+
+    def summary_extras(self) -> dict:
+        seconds = self.update_seconds
+        return {
+            "ppo": {
+                "updates": len(seconds),
+                "optimizer_steps": self.optimizer_steps,
+                "rollout_prompts_per_process": self.rollout_size,
+                "seconds_per_update": round(sum(seconds) / max(len(seconds), 1), 3),
+                "train_score_first_update": self.score_history[0] if self.score_history else None,
+                "train_score_last_update": self.score_history[-1] if self.score_history else None,
+            }
+        }

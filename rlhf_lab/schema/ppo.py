@@ -1,0 +1,71 @@
+"""PPO options. Names and defaults follow ms-swift's `swift rlhf --rlhf_type ppo`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from rlhf_lab.schema.checks import in_range, one_of, positive
+from rlhf_lab.schema.rewards import RewardOptions
+
+
+@dataclass
+class PPOConfig(RewardOptions):
+    """Proximal Policy Optimization with a learned critic: the policy samples answers, a reward model (and/or
+    reward functions) scores them, a per-token KL penalty keeps it near the reference, and GAE advantages from
+    the value model drive clipped policy and value updates."""
+
+    name: str = "ppo"
+    # Optimisation passes over each rollout.
+    num_ppo_epochs: int = 4
+    # Each rollout holds num_mini_batches optimizer steps of
+    # per_device_train_batch_size x gradient_accumulation_steps answers per process.
+    num_mini_batches: int = 1
+    # Weight of the per-token KL penalty to the reference, folded into the rewards.
+    kl_coef: float = 0.05
+    # k1: log p - log p_ref (unbiased, can be negative per token); k3: (r - 1) - log r with r = p_ref / p
+    # (unbiased, never negative, lower variance).
+    kl_estimator: str = "k1"
+    # Clip range of the policy ratio and of the value prediction around the rollout's values.
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    # Weight of the value loss in the total loss.
+    vf_coef: float = 0.1
+    # Discount and GAE lambda.
+    gamma: float = 1.0
+    lam: float = 0.95
+    # Whiten the per-token rewards (scale only) before GAE.
+    whiten_rewards: bool = False
+    # Subtracted from the score of answers cut at max_completion_length without an end-of-sequence token.
+    missing_eos_penalty: Optional[float] = None
+    temperature: float = 0.9
+    # Answers generated / scored per forward pass during the rollout.
+    local_rollout_forward_batch_size: int = 64
+    # The critic's starting checkpoint (a sequence classifier sharing the policy's tokenizer);
+    # null = the reward model, or the policy's checkpoint with a new head when only reward_funcs are given.
+    value_model: Optional[str] = None
+    # A separate reference model; null = the base model (LoRA: adapters disabled, no second copy).
+    ref_model: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive("num_ppo_epochs", self.num_ppo_epochs)
+        positive("num_mini_batches", self.num_mini_batches)
+        positive("kl_coef", self.kl_coef, allow_zero=True)
+        one_of("kl_estimator", self.kl_estimator, ("k1", "k3"))
+        positive("cliprange", self.cliprange)
+        positive("cliprange_value", self.cliprange_value)
+        positive("vf_coef", self.vf_coef, allow_zero=True)
+        in_range("gamma", self.gamma, 0.0, 1.0)
+        in_range("lam", self.lam, 0.0, 1.0)
+        if self.missing_eos_penalty is not None:
+            positive("missing_eos_penalty", self.missing_eos_penalty, allow_zero=True)
+        positive("temperature", self.temperature)
+        positive("local_rollout_forward_batch_size", self.local_rollout_forward_batch_size)
+
+    def model_paths(self) -> dict[str, str]:
+        paths = super().model_paths()
+        for key in ("value_model", "ref_model"):
+            if getattr(self, key):
+                paths[key] = getattr(self, key)
+        return paths
