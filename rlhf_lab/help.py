@@ -7,12 +7,13 @@ from pathlib import Path
 from rlhf_lab.schema.root import GROUPS
 
 USAGE = """\
-rlhf_lab: RLHF experiments from one command (DPO and friends, GRPO, GKD on TRL, transformers, peft, DeepSpeed).
+rlhf_lab: RLHF experiments from one command (DPO and friends, GRPO, GKD, PPO on TRL, transformers, peft, DeepSpeed).
 
   python -m rlhf_lab                                    # DPO + LoRA on SmolLM2-135M-Instruct, bundled data
   python -m rlhf_lab model=tiny train.max_steps=2       # a smoke run on a tiny random model
   python -m rlhf_lab algorithm=grpo dataset=arith_math  # GRPO with accuracy + format rewards
   python -m rlhf_lab algorithm=gkd algorithm.teacher_model=PATH_OR_PRESET dataset=arith_chat   # distillation
+  python -m rlhf_lab algorithm=ppo algorithm.reward_model=RM_DIR dataset=arith_pairs   # PPO against a reward model
   python -m rlhf_lab dataset=custom dataset.path=/data/pairs.jsonl
   python -m rlhf_lab -m algorithm.beta=0.05,0.1 algorithm.loss_type=sigmoid,ipo   # a sweep
   python -m rlhf_lab --cfg job                          # the composed config, without running
