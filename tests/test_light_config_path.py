@@ -64,6 +64,7 @@ print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules))
         ["algorithm=grpo", "algorithm.reward_funcs=[accuracy,format,cosine,repetition]"],
         ["algorithm=dapo"],
         ["algorithm=gkd", "algorithm.teacher_model=smollm2_135m", "model.num_hidden_layers=20"],
+        ["algorithm=ppo", "algorithm.reward_funcs=[accuracy]", "algorithm.kl_estimator=k3"],
     ],
 )
 def test_validating_online_runs_imports_nothing_heavy(tmp_path, overrides):

@@ -55,7 +55,8 @@ class PromptStream:
     def next_batch(self) -> list[dict]:
         while len(self.order) < self.batch:
             perm = torch.randperm(len(self.rows), generator=self.generator).tolist()
-            self.order += perm[self.rank :: self.world] or perm[: 1]
+            # With fewer prompts than processes every process takes them all rather than none.
+            self.order += perm[self.rank :: self.world] or perm
             self.passes += 1
         batch, self.order = self.order[: self.batch], self.order[self.batch :]
         return [self.rows[i] for i in batch]
