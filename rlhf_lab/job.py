@@ -37,8 +37,13 @@ def run_job(cfg: DictConfig) -> dict:
         result = launch(run)
     except BaseException as e:
         failed = {**base, "status": "failed", "duration_s": round(time.time() - started, 2)}
+        if getattr(e, "rank", None) is not None:
+            failed["rank"] = e.rank  # a worker process of a multi-process run
         if isinstance(e, UserError):
             failed["error"] = e.one_line()
+        elif getattr(e, "traceback_path", None):
+            failed["error"] = str(e)
+            failed["traceback"] = e.traceback_path
         else:
             failed["error"] = f"{type(e).__name__}: {e}"
             (run_dir / "traceback.txt").write_text(traceback.format_exc())

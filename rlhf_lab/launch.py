@@ -1,12 +1,98 @@
-"""Start the run's training processes. distributed=single trains in this process; the scale-out
-backends (torchrun workers reading the resolved config) plug in here."""
+"""Start the run's training processes.
+
+One process: train here. More: the config was composed and validated once (in this process); its resolved form
+is written to the run directory and torch.distributed's own launcher (torch.distributed.run) starts the workers
+(rlhf_lab/worker.py), which read it back. The main worker leaves its result, every failing worker its error, in
+<run dir>/.launch/, so this process can write one truthful summary.json.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from rlhf_lab.errors import UserError
+from rlhf_lab.ranks import under_launcher
 from rlhf_lab.run import Run
+
+LAUNCH_DIR = ".launch"
+RESOLVED_FILE = "resolved.yaml"
+RESULT_FILE = "result.json"
+
+
+class WorkerUserError(UserError):
+    """A worker stopped on bad input (the same check fails on every rank): its one line, with the rank."""
+
+    def __init__(self, line: str, rank: int):
+        self.line, self.rank = line, rank
+        super().__init__(line)
+
+    def one_line(self) -> str:
+        return self.line
+
+
+class WorkerFailed(RuntimeError):
+    """A worker crashed: which rank, its error, and where its traceback is."""
+
+    def __init__(self, message: str, rank: int | None, traceback_path: str | None):
+        self.rank, self.traceback_path = rank, traceback_path
+        super().__init__(message)
 
 
 def launch(run: Run) -> dict:
-    from rlhf_lab.pipeline import train
+    if run.world_size == 1 or under_launcher():
+        from rlhf_lab.pipeline import train
 
-    return train(run)
+        return train(run)
+    return spawn_workers(run)
+
+
+def write_launch_spec(run: Run) -> Path:
+    folder = run.run_dir / LAUNCH_DIR
+    shutil.rmtree(folder, ignore_errors=True)  # results of an earlier attempt in this directory
+    folder.mkdir(parents=True)
+    spec = {
+        "config": run.resolved,
+        "choices": run.choices,
+        "overrides": list(run.overrides),
+        "sweep_dir": str(run.sweep_dir) if run.sweep_dir else None,
+    }
+    (folder / RESOLVED_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder
+
+
+def torchrun_command(run: Run) -> list[str]:
+    d = run.distributed
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={d.nproc_per_node}",
+        f"--nnodes={d.nnodes}",
+        f"--node_rank={d.node_rank}",
+        f"--master_addr={d.master_addr}",
+        f"--master_port={d.master_port}",
+        "-m",
+        "rlhf_lab.worker",
+        str(run.run_dir),
+    ]
+
+
+def spawn_workers(run: Run) -> dict:
+    folder = write_launch_spec(run)
+    code = subprocess.run(torchrun_command(run)).returncode
+    result = folder / RESULT_FILE
+    if code == 0 and result.exists():
+        return json.loads(result.read_text())
+    errors = sorted(folder.glob("error-rank*.json"), key=lambda p: p.stat().st_mtime)
+    if not errors:
+        raise WorkerFailed(f"the worker processes exited with code {code} without reporting an error", None, None)
+    first = json.loads(errors[0].read_text())  # the earliest failure; the others usually follow from it
+    if first["user_error"]:
+        raise WorkerUserError(first["error"], first["rank"])
+    raise WorkerFailed(f"rank {first['rank']}: {first['error']}", first["rank"], first["traceback"])

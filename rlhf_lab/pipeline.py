@@ -7,6 +7,7 @@ import time
 
 from rlhf_lab.algorithms.common import TrainInputs
 from rlhf_lab.data.load import load_splits, write_dropped
+from rlhf_lab.ranks import is_main
 from rlhf_lab.run import Run
 
 log = logging.getLogger("rlhf_lab")
@@ -16,8 +17,8 @@ def train(run: Run) -> dict:
     # Data first: a bad row must stop the run before a multi-GB model loads.
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed)
     run.algorithm.check_data(splits.train + splits.val)
-    dropped_file = write_dropped(splits.dropped, run.run_dir)
-    if splits.dropped:
+    dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
+    if splits.dropped and is_main():
         log.warning("dropped %d bad rows (listed in %s)", len(splits.dropped), dropped_file)
     log.info("data: %d training rows, %d held-out rows", len(splits.train), len(splits.val))
 
@@ -28,7 +29,7 @@ def train(run: Run) -> dict:
     from rlhf_lab.models.tuners import count_parameters, peft_config
     from rlhf_lab.tracking.metrics import MetricsFile
     from rlhf_lab.tracking.output import print_result, save_final_model
-    from rlhf_lab.tracking.trackers import start_tracking
+    from rlhf_lab.tracking.trackers import Tracker, start_tracking
 
     set_seed(run.train.seed)
     bf16 = resolve_bf16(run.train.bf16)
@@ -37,7 +38,8 @@ def train(run: Run) -> dict:
     model = load_causal_lm(run.model, bf16, head=run.spec.model_head)
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
-    tracker = start_tracking(run)
+    # Only the main process logs to dashboards: one wandb run per run, whatever the process count.
+    tracker = start_tracking(run) if is_main() else Tracker()
     try:
         metrics = MetricsFile(run.run_dir / "metrics.jsonl")
         inputs = TrainInputs(
@@ -85,8 +87,9 @@ def train(run: Run) -> dict:
             # Algorithm-specific figures (e.g. GRPO's zero-variance fractions and dynamic-sampling counts).
             **(trainer.summary_extras() if hasattr(trainer, "summary_extras") else {}),
         }
-        tracker.log_summary(result)
-        print_result(run, result)
+        if is_main():
+            tracker.log_summary(result)
+            print_result(run, result)
         return result
     finally:
         tracker.finish()

@@ -20,8 +20,8 @@ class AlgorithmSpec:
     builder: str
     # Held-out evaluation before and after training (evaluation/<name>.py), or None.
     evaluation: str | None
-    # Whether it can run under each distributed backend (the scale-out seam).
-    distributed: tuple[str, ...] = ("single",)
+    # The distributed backends it runs under (TRL's trainers support them all through transformers' Trainer).
+    distributed: tuple[str, ...] = ("single", "ddp", "deepspeed", "fsdp")
     # Which head the model is loaded with: causal_lm, or reward (sequence classification, one score).
     model_head: str = "causal_lm"
     # Save LoRA runs merged into a full model (reward models are loaded by later runs as plain models).
@@ -76,6 +76,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         data_format="prompts",
         builder="rlhf_lab.algorithms.ppo:build",
         evaluation="rlhf_lab.evaluation.online:HeldOutScore",
+        # rlhf_lab's own loop steps the optimizer itself; DeepSpeed and FSDP own that step.
+        distributed=("single", "ddp"),
     ),
 }
 

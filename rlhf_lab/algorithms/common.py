@@ -61,7 +61,25 @@ def trainer_args(run: Run, bf16: bool) -> dict:
         report_to="none",
         dataset_num_proc=t.dataset_num_proc,
         dataloader_num_workers=0,
+        **engine_args(run.distributed),
     )
+
+
+def engine_args(cfg) -> dict:
+    """The distributed engine's settings as transformers' TrainingArguments takes them."""
+    import torch
+
+    if cfg.backend == "single":
+        return {}
+    # Without GPUs the processes talk over gloo; transformers only treats CPU processes as distributed with use_cpu.
+    args = {} if torch.cuda.is_available() else dict(use_cpu=True, ddp_backend="gloo")
+    if cfg.backend == "ddp":
+        args.update(ddp_find_unused_parameters=cfg.find_unused_parameters, ddp_bucket_cap_mb=cfg.bucket_cap_mb)
+    elif cfg.backend == "deepspeed":
+        args.update(deepspeed=cfg.deepspeed_json())
+    elif cfg.backend == "fsdp":
+        args.update(fsdp="full_shard auto_wrap" + (" offload" if cfg.cpu_offload else ""), fsdp_config=cfg.fsdp_config())
+    return args
 
 
 def reference_model(run: Run, inputs: TrainInputs, ref_path: str | None):

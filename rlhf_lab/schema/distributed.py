@@ -1,24 +1,42 @@
-"""How many processes and which engine (the scale-out backends plug in here)."""
+"""How many processes and which engine: one process, DDP, DeepSpeed ZeRO, or FSDP2 (through accelerate).
+
+The processes are started by torch.distributed's own launcher (launch.py); the engines are the ones
+transformers' Trainer drives (distributed/engines.py turns these settings into its arguments).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import MISSING
 
 from rlhf_lab.errors import ConfigError
-from rlhf_lab.schema.checks import positive
+from rlhf_lab.schema.checks import one_of, positive
 
 
 @dataclass
 class DistributedConfig:
     backend: str = MISSING
+    # Processes per node (one per GPU; on CPU each process gets its share of the cores).
     nproc_per_node: int = 1
     nnodes: int = 1
+    # This node's index (0..nnodes-1) and where node 0 listens, for multi-node runs.
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
 
     def __post_init__(self) -> None:
         positive("nproc_per_node", self.nproc_per_node)
         positive("nnodes", self.nnodes)
+        if not 0 <= self.node_rank < self.nnodes:
+            raise ConfigError("node_rank", f"must be in [0, nnodes={self.nnodes}), got {self.node_rank}")
+        if not 0 < self.master_port < 65536:
+            raise ConfigError("master_port", f"must be a TCP port (1-65535), got {self.master_port}")
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
 
 
 @dataclass
@@ -28,4 +46,105 @@ class SingleConfig(DistributedConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.nproc_per_node != 1 or self.nnodes != 1:
-            raise ConfigError("nproc_per_node", "distributed=single runs one process; leave nproc_per_node and nnodes at 1")
+            raise ConfigError(
+                "nproc_per_node", "distributed=single runs one process; use distributed=ddp (or zero2, zero3, fsdp) "
+                "for more"
+            )
+
+
+@dataclass
+class DDPConfig(DistributedConfig):
+    """Data parallel: every process holds the whole model; gradients are averaged (torch DDP)."""
+
+    backend: str = "ddp"
+    nproc_per_node: int = 2
+    # Needed when some parameters get no gradient in a step (it costs an extra pass over the graph).
+    find_unused_parameters: bool = False
+    # Size of the gradient buckets reduced together.
+    bucket_cap_mb: int = 25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive("bucket_cap_mb", self.bucket_cap_mb)
+
+
+@dataclass
+class DeepSpeedConfig(DistributedConfig):
+    """DeepSpeed ZeRO: optimizer state (stage 1), gradients (2) and parameters (3) sharded over the processes.
+
+    The DeepSpeed JSON is generated from these fields; batch sizes, learning rate, precision and gradient
+    clipping are filled in from the train node by the trainer ("auto")."""
+
+    backend: str = "deepspeed"
+    nproc_per_node: int = 2
+    zero_stage: int = 2
+    # Where optimizer state / parameters live between uses: none (device) or cpu.
+    offload_optimizer: str = "none"
+    offload_param: str = "none"
+    overlap_comm: bool = False
+    contiguous_gradients: bool = True
+    # Elements per reduce / all-gather bucket.
+    reduce_bucket_size: int = 500_000_000
+    allgather_bucket_size: int = 500_000_000
+    # ZeRO-3: gather the full 16-bit weights when saving, so the saved model loads without DeepSpeed.
+    gather_16bit_weights_on_model_save: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        one_of("zero_stage", self.zero_stage, (0, 1, 2, 3))
+        one_of("offload_optimizer", self.offload_optimizer, ("none", "cpu"))
+        one_of("offload_param", self.offload_param, ("none", "cpu"))
+        if self.offload_param != "none" and self.zero_stage != 3:
+            raise ConfigError("offload_param", f"parameter offload needs zero_stage=3, got {self.zero_stage}")
+        if self.offload_optimizer != "none" and self.zero_stage == 0:
+            raise ConfigError("offload_optimizer", "optimizer offload needs zero_stage >= 1")
+        positive("reduce_bucket_size", self.reduce_bucket_size)
+        positive("allgather_bucket_size", self.allgather_bucket_size)
+
+    def deepspeed_json(self) -> dict[str, Any]:
+        zero: dict[str, Any] = {
+            "stage": self.zero_stage,
+            "overlap_comm": self.overlap_comm,
+            "contiguous_gradients": self.contiguous_gradients,
+            "reduce_bucket_size": self.reduce_bucket_size,
+        }
+        if self.zero_stage <= 2:
+            zero["allgather_bucket_size"] = self.allgather_bucket_size
+        if self.zero_stage == 3:
+            zero["stage3_gather_16bit_weights_on_model_save"] = self.gather_16bit_weights_on_model_save
+        if self.offload_optimizer != "none":
+            zero["offload_optimizer"] = {"device": self.offload_optimizer, "pin_memory": True}
+        if self.offload_param != "none":
+            zero["offload_param"] = {"device": self.offload_param, "pin_memory": True}
+        return {
+            "zero_optimization": zero,
+            "train_micro_batch_size_per_gpu": "auto",
+            "train_batch_size": "auto",
+            "gradient_accumulation_steps": "auto",
+            "gradient_clipping": "auto",
+            "bf16": {"enabled": "auto"},
+            "zero_allow_untested_optimizer": True,
+        }
+
+
+@dataclass
+class FSDPConfig(DistributedConfig):
+    """Fully sharded data parallel (FSDP2, through accelerate): parameters, gradients and optimizer state sharded,
+    each decoder layer wrapped as one unit."""
+
+    backend: str = "fsdp"
+    nproc_per_node: int = 2
+    # Free each layer's gathered parameters after its forward (less memory, one more all-gather in backward).
+    reshard_after_forward: bool = True
+    cpu_offload: bool = False
+    # Save a full (unsharded) state dict, loadable without FSDP.
+    full_state_dict: bool = True
+
+    def fsdp_config(self) -> dict[str, Any]:
+        return {
+            "version": 2,
+            "reshard_after_forward": self.reshard_after_forward,
+            "cpu_ram_efficient_loading": False,
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "state_dict_type": "FULL_STATE_DICT" if self.full_state_dict else "SHARDED_STATE_DICT",
+        }

@@ -3,33 +3,43 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from rlhf_lab.paths import publish_dir
+from rlhf_lab.ranks import barrier, is_main
 from rlhf_lab.run import Run
 
 
 def save_final_model(trainer, run: Run) -> Path:
     """Save the adapter (LoRA) or model (full) with its tokenizer, loadable by plain transformers/peft.
 
-    Algorithms whose result other runs load as a model (reward models) save LoRA merged into a full model."""
+    Algorithms whose result other runs load as a model (reward models) save LoRA merged into a full model.
+    Every process takes part (ZeRO-3 gathers the sharded weights); the main process writes and publishes."""
     merge = run.spec.merge_adapter and hasattr(trainer.model, "merge_and_unload")
     name = "adapter" if run.tuner.name == "lora" and not merge else "model"
     final = run.run_dir / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=run.run_dir))
+    # One name every process agrees on; a leftover from a killed run is cleared first.
+    tmp = run.run_dir / f".{name}.partial"
+    if is_main():
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    barrier()
     try:
         if merge:
-            import copy
+            if is_main():
+                import copy
 
-            copy.deepcopy(trainer.model).merge_and_unload().save_pretrained(str(tmp))
+                copy.deepcopy(trainer.model).merge_and_unload().save_pretrained(str(tmp))
         else:
             trainer.save_model(str(tmp))
-        trainer.processing_class.save_pretrained(str(tmp))
+        if is_main():
+            trainer.processing_class.save_pretrained(str(tmp))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    publish_dir(tmp, final)
+    if is_main():
+        publish_dir(tmp, final)
+    barrier()
     return final
 
 
