@@ -43,8 +43,24 @@ def pin_group_sweeps(argv: list[str]) -> list[str]:
     return out
 
 
+def register_start_resolver() -> None:
+    """${rlhf_lab_start:FORMAT} in run and sweep directory names: the start time every process agrees on."""
+    from datetime import datetime
+
+    from omegaconf import OmegaConf
+
+    from rlhf_lab.ranks import agreed_start_time, is_main, under_launcher
+
+    started = datetime.fromtimestamp(agreed_start_time())
+    OmegaConf.register_new_resolver("rlhf_lab_start", lambda fmt: started.strftime(fmt), replace=True, use_cache=True)
+    if under_launcher() and not is_main():
+        # Started by torchrun & co.: the main process writes the run directory's files and logs.
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
+
+
 def main() -> int:
     register_schemas()
+    register_start_resolver()
     sys.argv[1:] = pin_group_sweeps(sys.argv[1:])
     # Let composition errors reach us (instead of Hydra printing a multi-line report and exiting 1):
     # they are the user's to fix, so they get one line and exit code 2.

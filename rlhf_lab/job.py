@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from rlhf_lab.errors import EXIT_USER_ERROR, UserError
 from rlhf_lab.paths import write_json_atomic
+from rlhf_lab.ranks import is_main
 
 log = logging.getLogger("rlhf_lab")
 
@@ -27,8 +28,10 @@ def run_job(cfg: DictConfig) -> dict:
     started = time.time()
     summary_path = run_dir / "summary.json"
     base = {"status": "running", "run_dir": str(run_dir), "overrides": list(overrides), "started_at": started}
-    # Written first so that a run killed midway never looks completed.
-    write_json_atomic(summary_path, base)
+    # Written first so that a run killed midway never looks completed; by the main process only (the others of
+    # a run started with torchrun share the directory).
+    write_summary = write_json_atomic if is_main() else (lambda path, data: None)
+    write_summary(summary_path, base)
     try:
         from rlhf_lab.launch import launch
         from rlhf_lab.run import build_run
@@ -50,7 +53,7 @@ def run_job(cfg: DictConfig) -> dict:
             failed["traceback"] = str(run_dir / "traceback.txt")
         if isinstance(e, KeyboardInterrupt):
             failed["status"] = "interrupted"
-        write_json_atomic(summary_path, failed)
+        write_summary(summary_path, failed)
         if multirun and isinstance(e, Exception):
             # One failing job must not stop the sweep: it is recorded and the next job runs.
             log.error("job failed: %s", failed["error"])
@@ -61,5 +64,5 @@ def run_job(cfg: DictConfig) -> dict:
             raise SystemExit(EXIT_USER_ERROR) from None
         raise
     summary = {**base, **result, "status": "completed", "duration_s": round(time.time() - started, 2)}
-    write_json_atomic(summary_path, summary)
+    write_summary(summary_path, summary)
     return summary

@@ -28,3 +28,21 @@ def barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def agreed_start_time() -> float:
+    """The run's start time, the same in every process a launcher started (rank 0's, broadcast), so that they
+    all compose the same run directory. Joining the process group here is what the trainer would do anyway."""
+    import time
+
+    now = time.time()
+    if not under_launcher():
+        return now
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    shared = [now]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]

@@ -68,6 +68,20 @@ def _group_object(cfg: DictConfig, group: str):
         raise ConfigError(group, str(e).splitlines()[0]) from None
 
 
+def _check_launcher_world(distributed) -> None:
+    """Under torchrun (or another launcher) the process count is the launcher's; the config must say the same,
+    since batch sizes and checks are computed from it."""
+    from rlhf_lab.ranks import under_launcher, world_size
+
+    if under_launcher() and world_size() != distributed.world_size:
+        raise ConfigError(
+            "distributed",
+            f"the launcher started {world_size()} processes but distributed={distributed.backend} has nproc_per_node "
+            f"x nnodes = {distributed.world_size}; choose a multi-process option (ddp, zero2, zero3, fsdp) and set "
+            "distributed.nproc_per_node / distributed.nnodes to match, or let rlhf_lab start the processes itself",
+        )
+
+
 def build_run(
     cfg: DictConfig,
     run_dir: Path,
@@ -83,6 +97,7 @@ def build_run(
             "distributed",
             f"{spec.name} runs with distributed={'/'.join(spec.distributed)}, not {parts['distributed'].backend}",
         )
+    _check_launcher_world(parts["distributed"])
     resolve_source(parts["model"].name_or_path)
     parts["algorithm"].check_run(parts)
     for key, path in parts["algorithm"].model_paths().items():

@@ -43,3 +43,12 @@ def wrong_length(completions, **kwargs):
 
 def returns_text(completions, **kwargs):
     return ["high" for _ in completions]
+
+
+def fails_on_rank_one(completions, **kwargs):
+    """Works in the main process and raises in the second one (a failure in one worker of two)."""
+    import os
+
+    if os.environ.get("RANK") == "1":
+        raise RuntimeError("this worker cannot score")
+    return [0.0 for _ in completions]
