@@ -20,9 +20,11 @@ from rlhf_lab.schema import register_schemas
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def _compose_and_run(cfg: DictConfig):
-    from rlhf_lab.job import run_job  # the training path; imported only when a job runs
+    from rlhf_lab.job import objective_value, run_job  # the training path; imported only when a job runs
 
-    return run_job(cfg)
+    summary = run_job(cfg)
+    # A search (hparams_search=...) gets the objective's value back; a failed job gets NaN (a failed trial).
+    return objective_value(summary, cfg.objective) if cfg.objective else summary
 
 
 def pin_group_sweeps(argv: list[str]) -> list[str]:

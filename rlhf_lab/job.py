@@ -66,3 +66,12 @@ def run_job(cfg: DictConfig) -> dict:
     summary = {**base, **result, "status": "completed", "duration_s": round(time.time() - started, 2)}
     write_summary(summary_path, summary)
     return summary
+
+
+def objective_value(summary: dict, key: str) -> float:
+    """The summary's value at a dotted key (eval_after.accuracy), as a float for the sweeper; NaN when the job
+    failed or did not report it."""
+    value = summary
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, (int, float)) else float("nan")

@@ -9,6 +9,7 @@ is written to the run directory and torch.distributed's own launcher (torch.dist
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -66,16 +67,29 @@ def write_launch_spec(run: Run) -> Path:
     return folder
 
 
+def node_placement(run: Run) -> tuple[int, str]:
+    """(node_rank, master_addr): from the config, or, in a multi-node SLURM job started by submitit (one task per
+    node), from the job's own node index and its first host."""
+    d = run.distributed
+    if d.nnodes > 1 and os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+        import submitit
+
+        env = submitit.JobEnvironment()
+        return env.node, env.hostnames[0]
+    return d.node_rank, d.master_addr
+
+
 def torchrun_command(run: Run) -> list[str]:
     d = run.distributed
+    node_rank, master_addr = node_placement(run)
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
         f"--nproc_per_node={d.nproc_per_node}",
         f"--nnodes={d.nnodes}",
-        f"--node_rank={d.node_rank}",
-        f"--master_addr={d.master_addr}",
+        f"--node_rank={node_rank}",
+        f"--master_addr={master_addr}",
         f"--master_port={d.master_port}",
         "-m",
         "rlhf_lab.worker",

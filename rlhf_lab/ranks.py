@@ -7,7 +7,8 @@ import os
 
 
 def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    # RANK: a torch.distributed worker; SLURM_PROCID: a task of a multi-node SLURM job (one per node).
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
 
 
 def world_size() -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
@@ -24,3 +24,6 @@ class RootConfig:
     distributed: Any = MISSING
     logger: Any = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
+    # The summary.json value a search maximises or minimises, dotted (e.g. eval_after.accuracy); each job returns
+    # it to the sweeper (Optuna). null: jobs return nothing.
+    objective: Optional[str] = None

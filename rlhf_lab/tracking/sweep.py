@@ -90,6 +90,13 @@ def write_tables(sweep_dir: Path, rows: list[dict], swept: list[str], metric_col
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    search = sweep_dir / "optimization_results.yaml"  # written by the Optuna sweeper when a search ends
+    if search.exists():
+        import yaml
+
+        best = yaml.safe_load(search.read_text())
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["best_params"].items())
+        lines += ["", f"Best trial: {params} (objective {best['best_value']})"]
     table = sweep_dir / "sweep_summary.md"
     table.write_text("\n".join(lines) + "\n")
     return table
