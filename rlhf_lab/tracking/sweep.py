@@ -17,6 +17,7 @@ MAIN_METRICS = (
     "eval_after.accuracy",  # preference algorithms and reward models
     "eval_after.reward",  # GRPO: mean held-out reward
     "eval_after.divergence",  # GKD: held-out divergence to the teacher
+    "eval_after.score",  # PPO without a solution column: held-out reward-model score
     "eval_after.reward_margin",
     "train_loss",
 )
