@@ -97,7 +97,22 @@ def torchrun_command(run: Run) -> list[str]:
     ]
 
 
+def check_devices(run: Run) -> None:
+    """On GPUs each worker takes one device: more workers than devices would share them or fail late."""
+    import torch
+
+    from rlhf_lab.errors import ConfigError
+
+    gpus = torch.cuda.device_count()
+    if gpus and run.distributed.nproc_per_node > gpus:
+        raise ConfigError(
+            "distributed.nproc_per_node",
+            f"is {run.distributed.nproc_per_node} but this node has {gpus} GPUs; set it to at most {gpus}",
+        )
+
+
 def spawn_workers(run: Run) -> dict:
+    check_devices(run)
     folder = write_launch_spec(run)
     code = subprocess.run(torchrun_command(run)).returncode
     result = folder / RESULT_FILE

@@ -36,7 +36,9 @@ def generate_answers(model, tokenizer, prompts: list[list[dict]], max_new_tokens
     return texts, ids_out
 
 
-class HeldOutReward:
+class HeldOutAnswers:
+    """Greedy answers of the policy to the held-out prompts, scored by the trainer's own rewards."""
+
     def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
         self.rows = rows
         self.tokenizer = tokenizer
@@ -45,9 +47,15 @@ class HeldOutReward:
         self.max_new_tokens = run.algorithm.max_completion_length
         self.batch_size = run.train.per_device_eval_batch_size
 
+    def answers(self, policy) -> tuple[list[str], list[list[int]]]:
+        prompts = [row["prompt"] for row in self.rows]
+        return generate_answers(policy, self.tokenizer, prompts, self.max_new_tokens, self.batch_size, self.bf16)
+
+
+class HeldOutReward(HeldOutAnswers):
     def evaluate(self, model) -> dict:
         prompts = [row["prompt"] for row in self.rows]
-        texts, ids = generate_answers(model, self.tokenizer, prompts, self.max_new_tokens, self.batch_size, self.bf16)
+        texts, ids = self.answers(model)
         completions = [[{"role": "assistant", "content": t}] for t in texts]
         # The trainer's own scoring: the same reward functions, reward model and weights as in training.
         per_func = self.trainer._calculate_rewards(self.rows, prompts, completions, ids).cpu()
@@ -60,7 +68,7 @@ class HeldOutReward:
         return result
 
 
-class HeldOutScore:
+class HeldOutScore(HeldOutAnswers):
     """Held-out evaluation of a PPO policy: the scores its greedy answers to held-out prompts earn.
 
     - score: mean total reward (reward model and/or reward functions, weighted; no KL penalty);
@@ -70,20 +78,10 @@ class HeldOutScore:
     - completion_length: mean answer length in tokens.
     """
 
-    def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
-        self.rows = rows
-        self.tokenizer = tokenizer
-        self.bf16 = bf16
-        self.trainer = trainer
-        self.max_new_tokens = run.algorithm.max_completion_length
-        self.batch_size = run.train.per_device_eval_batch_size
-
     def evaluate(self, model) -> dict:
         from rlhf_lab.rewards.builtin import Accuracy
 
-        prompts = [row["prompt"] for row in self.rows]
-        policy = self.trainer.accelerator.unwrap_model(model).policy
-        texts, ids = generate_answers(policy, self.tokenizer, prompts, self.max_new_tokens, self.batch_size, self.bf16)
+        texts, ids = self.answers(self.trainer.accelerator.unwrap_model(model).policy)
         total, per_reward = self.trainer.scorer(self.rows, texts, ids)
         result = {"score": total.mean().item()}
         for name, values in per_reward.items():
