@@ -27,12 +27,13 @@ def only_run_dir(tmp_path):
 
 
 GRPO = ["algorithm=grpo", "dataset=arith_math", "algorithm.num_generations=2", "algorithm.max_completion_length=8"]
+PPO = ["algorithm=ppo", "dataset=arith_math", "algorithm.reward_funcs=[accuracy]", "algorithm.max_completion_length=8"]
 
 
 @pytest.mark.parametrize(
     "backend,extra",
-    [("ddp", GRPO), ("zero2", []), ("zero2", GRPO), ("zero3", [])],
-    ids=["ddp-grpo", "zero2-dpo", "zero2-grpo", "zero3-dpo"],
+    [("ddp", GRPO), ("zero2", []), ("zero2", GRPO), ("zero3", []), ("fsdp", []), ("ddp", PPO)],
+    ids=["ddp-grpo", "zero2-dpo", "zero2-grpo", "zero3-dpo", "fsdp-dpo", "ddp-ppo"],
 )
 def test_two_processes_train_into_one_run_directory(tmp_path, backend, extra):
     proc = run_cli(
@@ -42,13 +43,13 @@ def test_two_processes_train_into_one_run_directory(tmp_path, backend, extra):
     run_dir = only_run_dir(tmp_path)
     summary = read_summary(run_dir)
     assert summary["status"] == "completed" and summary["global_steps"] == 2
-    # DPO: 2 steps x 2 pairs per process x 2 processes = all 8 rows (one process would be half way).
+    # DPO and PPO: 2 steps x 2 rows per process x 2 processes = all 8 rows (one process would be half way).
     # GRPO: 2 answers per process are one prompt's group, so 2 steps x 2 processes = 4 of the 8 prompts.
-    assert summary["final_train_metrics"]["epoch"] == pytest.approx(0.5 if extra else 1.0)
+    assert summary["final_train_metrics"]["epoch"] == pytest.approx(0.5 if extra is GRPO else 1.0)
     from safetensors.torch import load_file
 
     weights = load_file(run_dir / "adapter" / "adapter_model.safetensors")
-    # ZeRO-3 shards parameters: the saved adapter must hold the gathered, full-size tensors.
+    # ZeRO-3 and FSDP shard parameters: the saved adapter must hold the gathered, full-size tensors.
     assert weights and all(t.numel() > 0 for t in weights.values())
     assert not list(run_dir.glob(".adapter.partial"))
 

@@ -78,7 +78,7 @@ def engine_args(cfg) -> dict:
     elif cfg.backend == "deepspeed":
         args.update(deepspeed=cfg.deepspeed_json())
     elif cfg.backend == "fsdp":
-        args.update(fsdp="full_shard auto_wrap" + (" offload" if cfg.cpu_offload else ""), fsdp_config=cfg.fsdp_config())
+        args.update(fsdp=True, fsdp_config=cfg.fsdp_config())
     return args
 
 

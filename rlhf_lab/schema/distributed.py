@@ -144,6 +144,7 @@ class FSDPConfig(DistributedConfig):
         return {
             "version": 2,
             "reshard_after_forward": self.reshard_after_forward,
+            "cpu_offload": self.cpu_offload,
             "cpu_ram_efficient_loading": False,
             "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
             "state_dict_type": "FULL_STATE_DICT" if self.full_state_dict else "SHARDED_STATE_DICT",
