@@ -37,7 +37,10 @@ PPO = ["algorithm=ppo", "dataset=arith_math", "algorithm.reward_funcs=[accuracy]
 )
 def test_two_processes_train_into_one_run_directory(tmp_path, backend, extra):
     proc = run_cli(
-        [*TINY, *extra, f"distributed={backend}", f"distributed.master_port={free_port()}", "train.eval=false"], tmp_path
+        [*TINY, *extra, f"distributed={backend}", f"distributed.master_port={free_port()}", "train.eval=false",
+         "logger=wandb"],
+        tmp_path,
+        env={"WANDB_MODE": "offline"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = only_run_dir(tmp_path)
@@ -52,6 +55,7 @@ def test_two_processes_train_into_one_run_directory(tmp_path, backend, extra):
     # ZeRO-3 and FSDP shard parameters: the saved adapter must hold the gathered, full-size tensors.
     assert weights and all(t.numel() > 0 for t in weights.values())
     assert not list(run_dir.glob(".adapter.partial"))
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1  # one wandb run, from the main process
 
 
 def test_ddp_gives_the_numbers_of_one_process_with_the_same_global_batch(tmp_path):
