@@ -20,8 +20,14 @@ from rlhf_lab.schema import register_schemas
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def _compose_and_run(cfg: DictConfig):
-    from rlhf_lab.job import objective_value, run_job  # the training path; imported only when a job runs
+    from rlhf_lab.job import check_objective, objective_value, run_job  # the training path, imported per job
 
+    if cfg.objective:
+        try:
+            check_objective(cfg.objective)
+        except UserError as e:  # SystemExit passes through Hydra without its multi-line report
+            print(e.one_line(), file=sys.stderr)
+            raise SystemExit(EXIT_USER_ERROR) from None
     summary = run_job(cfg)
     # A search (hparams_search=...) gets the objective's value back; a failed job gets NaN (a failed trial).
     return objective_value(summary, cfg.objective) if cfg.objective else summary

@@ -68,10 +68,29 @@ def run_job(cfg: DictConfig) -> dict:
     return summary
 
 
+# Summary sections an objective can name (what follows the dot depends on the algorithm's evaluation).
+OBJECTIVE_SECTIONS = ("eval_after", "eval_before", "final_train_metrics", "train_loss", "seconds_per_step")
+
+
+def check_objective(key: str) -> None:
+    from rlhf_lab.errors import ConfigError
+
+    if key.split(".")[0] not in OBJECTIVE_SECTIONS:
+        raise ConfigError(
+            "objective",
+            f"{key!r} is not a summary.json value; name one under {', '.join(OBJECTIVE_SECTIONS)} "
+            "(e.g. objective=eval_after.accuracy)",
+        )
+
+
 def objective_value(summary: dict, key: str) -> float:
     """The summary's value at a dotted key (eval_after.accuracy), as a float for the sweeper; NaN when the job
     failed or did not report it."""
     value = summary
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
-    return float(value) if isinstance(value, (int, float)) else float("nan")
+    if not isinstance(value, (int, float)):
+        if summary.get("status") == "completed":
+            log.warning("objective %s is not in this job's summary.json; the sweeper gets NaN", key)
+        return float("nan")
+    return float(value)

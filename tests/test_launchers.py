@@ -65,3 +65,12 @@ def test_optuna_search_maximises_the_objective_each_job_returns(tmp_path):
 def test_objective_value_reads_a_dotted_key_and_gives_nan_when_missing():
     assert objective_value({"eval_after": {"accuracy": 0.75}}, "eval_after.accuracy") == 0.75
     assert math.isnan(objective_value({"status": "failed"}, "eval_after.accuracy"))
+
+
+def test_an_objective_that_is_not_a_summary_value_is_a_config_error(tmp_path):
+    proc = run_cli(["model=tiny", "objective=accuracy"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "config error: objective: 'accuracy' is not a summary.json value; name one under eval_after, eval_before, "
+        "final_train_metrics, train_loss, seconds_per_step (e.g. objective=eval_after.accuracy)"
+    ]
