@@ -128,3 +128,14 @@ def test_a_launcher_world_that_disagrees_with_the_config_is_a_config_error(tmp_p
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "config error: distributed: the launcher started 2 processes but distributed=single" in proc.stderr
+
+
+def test_a_merged_lora_reward_model_with_sharded_weights_is_refused(compose, tmp_path):
+    from rlhf_lab.errors import ConfigError
+    from rlhf_lab.run import build_run
+
+    for backend in ("zero3", "fsdp"):
+        with pytest.raises(ConfigError, match="algorithm=rm with tuner=lora saves the adapter merged"):
+            build_run(compose(["algorithm=rm", f"distributed={backend}"]), tmp_path)
+    build_run(compose(["algorithm=rm", "distributed=zero2"]), tmp_path)
+    build_run(compose(["algorithm=rm", "distributed=zero3", "tuner=full"]), tmp_path)

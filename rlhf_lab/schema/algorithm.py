@@ -191,3 +191,14 @@ class RewardModelConfig(AlgorithmConfig):
     def __post_init__(self) -> None:
         if self.center_rewards_coefficient is not None:
             positive("center_rewards_coefficient", self.center_rewards_coefficient, allow_zero=True)
+
+    def check_run(self, parts: dict) -> None:
+        d = parts["distributed"]
+        sharded = d.backend == "fsdp" or (d.backend == "deepspeed" and d.zero_stage == 3)
+        if sharded and parts["tuner"].name == "lora":
+            # The LoRA reward model is saved merged into a full model, which needs the whole weights in one process.
+            raise ConfigError(
+                "distributed",
+                f"algorithm=rm with tuner=lora saves the adapter merged into the model, which sharded weights "
+                f"({'fsdp' if d.backend == 'fsdp' else 'zero3'}) do not allow; use distributed=zero2 or ddp, or tuner=full",
+            )
