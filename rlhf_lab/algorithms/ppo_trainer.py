@@ -50,14 +50,12 @@ class PromptStream:
         self.rows, self.batch, self.rank, self.world = rows, batch, rank, world
         self.generator = torch.Generator().manual_seed(seed)
         self.order: list[int] = []
-        self.passes = 0
 
     def next_batch(self) -> list[dict]:
         while len(self.order) < self.batch:
             perm = torch.randperm(len(self.rows), generator=self.generator).tolist()
             # With fewer prompts than processes every process takes them all rather than none.
             self.order += perm[self.rank :: self.world] or perm
-            self.passes += 1
         batch, self.order = self.order[: self.batch], self.order[self.batch :]
         return [self.rows[i] for i in batch]
 
@@ -188,6 +186,10 @@ class LabPPOTrainer(Trainer):
         logits = policy(
             input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=response_length + 1, use_cache=False
         ).logits
+        return self._scaled(logits)
+
+    def _scaled(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits kept for the response (+1) -> those predicting each response token, at the sampling temperature."""
         return logits[:, :-1].float() / self.cfg.temperature
 
     @torch.no_grad()
@@ -289,8 +291,7 @@ class LabPPOTrainer(Trainer):
                     with nullcontext() if sync else self.accelerator.no_sync(model):
                         with self.accelerator.autocast():
                             logits, values = model(ro.input_ids[idx], ro.attention_mask[idx], ro.position_ids[idx], width + 1)
-                        logits = logits[:, :-1].float() / cfg.temperature
-                        new_logprobs = pm.token_logprobs(logits, ro.responses[idx])
+                        new_logprobs = pm.token_logprobs(self._scaled(logits), ro.responses[idx])
                         new_values = values[:, prompt_length - 1 : -1]
                         mask = ro.mask[idx]
                         pg_loss, pg = pm.clipped_policy_loss(
