@@ -6,7 +6,9 @@ import logging
 import time
 
 from rlhf_lab.algorithms.common import TrainInputs
+from rlhf_lab.data.images import has_images
 from rlhf_lab.data.load import load_splits, write_dropped
+from rlhf_lab.errors import ModelError
 from rlhf_lab.ranks import is_main
 from rlhf_lab.run import Run
 
@@ -15,7 +17,7 @@ log = logging.getLogger("rlhf_lab")
 
 def train(run: Run) -> dict:
     # Data first: a bad row must stop the run before a multi-GB model loads.
-    splits = load_splits(run.dataset, run.spec.data_format, run.train.seed)
+    splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)
     run.algorithm.check_data(splits.train + splits.val)
     dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
     if splits.dropped and is_main():
@@ -24,9 +26,10 @@ def train(run: Run) -> dict:
 
     from transformers import set_seed
 
-    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
+    from rlhf_lab.models.load import load_causal_lm, load_processor, load_tokenizer
     from rlhf_lab.models.precision import resolve_bf16
     from rlhf_lab.models.tuners import count_parameters, peft_config
+    from rlhf_lab.models.vision import freeze_vision
     from rlhf_lab.tracking.metrics import MetricsFile
     from rlhf_lab.tracking.output import print_result, save_final_model
     from rlhf_lab.tracking.trackers import Tracker, start_tracking
@@ -34,8 +37,16 @@ def train(run: Run) -> dict:
     set_seed(run.train.seed)
     bf16 = resolve_bf16(run.train.bf16)
     t_load = time.time()
-    tokenizer = load_tokenizer(run.model)
+    processor = load_processor(run.model)
+    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(run.model)
+    if has_images(splits.train + splits.val) and processor is None:
+        raise ModelError(
+            f"the rows have images but {run.model.name_or_path} is a text-only model; "
+            "use a vision-language model (e.g. model=tiny_vl, model=qwen2_5_vl_7b)"
+        )
     model = load_causal_lm(run.model, bf16, head=run.spec.model_head)
+    # Vision-language models: the frozen vision parts get no gradients and no adapters.
+    frozen_linears = freeze_vision(model, run.tuner) if processor is not None else []
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
     # Only the main process logs to dashboards: one wandb run per run, whatever the process count.
@@ -48,7 +59,8 @@ def train(run: Run) -> dict:
             splits=splits,
             bf16=bf16,
             callbacks=[metrics, *tracker.callbacks],
-            peft_config=peft_config(run.tuner, head=run.spec.model_head),
+            peft_config=peft_config(run.tuner, head=run.spec.model_head, exclude=frozen_linears),
+            processor=processor,
         )
         trainer = run.spec.load_builder()(run, inputs)
         trainable, total = count_parameters(trainer.model)

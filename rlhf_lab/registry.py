@@ -26,6 +26,8 @@ class AlgorithmSpec:
     model_head: str = "causal_lm"
     # Save LoRA runs merged into a full model (reward models are loaded by later runs as plain models).
     merge_adapter: bool = False
+    # Reads rows with images (vision-language models; see multimodal/).
+    images: bool = False
 
     def load_builder(self):
         module, _, attr = self.builder.partition(":")
@@ -41,16 +43,17 @@ class AlgorithmSpec:
 _PAIR_EVAL = "rlhf_lab.evaluation.preference:PreferenceEval"
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {
-    "dpo": AlgorithmSpec("dpo", data_format="pairs", builder="rlhf_lab.algorithms.dpo:build", evaluation=_PAIR_EVAL),
+    "dpo": AlgorithmSpec("dpo", data_format="pairs", builder="rlhf_lab.algorithms.dpo:build", evaluation=_PAIR_EVAL, images=True),
     "kto": AlgorithmSpec(
         "kto",
         data_format="kto",
         builder="rlhf_lab.algorithms.kto:build",
         evaluation="rlhf_lab.evaluation.preference:LabelledEval",
+        images=True,
     ),
-    "cpo": AlgorithmSpec("cpo", data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL),
-    "simpo": AlgorithmSpec("simpo", data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL),
-    "orpo": AlgorithmSpec("orpo", data_format="pairs", builder="rlhf_lab.algorithms.orpo:build", evaluation=_PAIR_EVAL),
+    "cpo": AlgorithmSpec("cpo", data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL, images=True),
+    "simpo": AlgorithmSpec("simpo", data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL, images=True),
+    "orpo": AlgorithmSpec("orpo", data_format="pairs", builder="rlhf_lab.algorithms.orpo:build", evaluation=_PAIR_EVAL, images=True),
     "rm": AlgorithmSpec(
         "rm",
         data_format="pairs",
@@ -58,12 +61,14 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         evaluation="rlhf_lab.evaluation.reward:RewardEval",
         model_head="reward",
         merge_adapter=True,
+        images=True,
     ),
     "grpo": AlgorithmSpec(
         "grpo",
         data_format="prompts",
         builder="rlhf_lab.algorithms.grpo:build",
         evaluation="rlhf_lab.evaluation.online:HeldOutReward",
+        images=True,
     ),
     "gkd": AlgorithmSpec(
         "gkd",

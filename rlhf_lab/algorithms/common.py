@@ -21,20 +21,29 @@ class TrainInputs:
     callbacks: list = field(default_factory=list)
     # peft config for LoRA (the trainer wraps the model), None for full tuning.
     peft_config: Any = None
+    # A vision-language model's processor (images and text), None for text-only models.
+    processor: Any = None
+
+    @property
+    def vision(self) -> bool:
+        """Whether the run trains on images (a vision-language model and rows that have an images list)."""
+        return self.processor is not None and "images" in (self.splits.train[0] if self.splits.train else {})
 
     def trainer_kwargs(self, train_dataset) -> dict:
         """The keyword arguments every TRL trainer takes the same way."""
         return dict(
             model=self.model,
             train_dataset=train_dataset,
-            processing_class=self.tokenizer,
+            processing_class=self.processor if self.vision else self.tokenizer,
             callbacks=self.callbacks,
             peft_config=self.peft_config,
         )
 
 
-def trainer_args(run: Run, bf16: bool) -> dict:
+def trainer_args(run: Run, bf16: bool, vision: bool = False) -> dict:
     t = run.train
+    # Vision datasets hold row indices that only the collator reads: Trainer must not drop the column.
+    columns = {"remove_unused_columns": False} if vision else {}
     return dict(
         output_dir=str(run.run_dir / "checkpoints"),
         run_name=run.name,
@@ -62,6 +71,7 @@ def trainer_args(run: Run, bf16: bool) -> dict:
         dataset_num_proc=t.dataset_num_proc,
         dataloader_num_workers=0,
         **engine_args(run.distributed),
+        **columns,
     )
 
 
@@ -97,11 +107,32 @@ def reference_model(run: Run, inputs: TrainInputs, ref_path: str | None):
 
 def load_reward_model(run: Run, bf16: bool):
     """The trained reward model named by algorithm.reward_model and its tokenizer, frozen."""
-    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
+    from rlhf_lab.errors import ModelError
+    from rlhf_lab.models.load import is_vision_model, load_causal_lm, load_tokenizer
 
     path = run.algorithm.reward_model
+    if is_vision_model(run.model, path):
+        # The online trainers score answers as text; a vision reward model would silently judge without its images.
+        raise ModelError(
+            f"algorithm.reward_model={path} is a vision-language reward model; {run.algorithm.name} scores answers "
+            "as text only, so use a text reward model or reward functions (algorithm.reward_funcs)"
+        )
     tokenizer = load_tokenizer(dataclasses.replace(run.model, name_or_path=path))
     model = load_causal_lm(run.model, bf16, name_or_path=path, head="reward")
     model.config.pad_token_id = tokenizer.pad_token_id  # scores are read at the last real token
     model.requires_grad_(False).eval()
     return model, tokenizer
+
+
+def vision_pairs(run: Run, inputs: TrainInputs, extra=None) -> dict:
+    """Trainer keyword arguments for pairs with images on the trainers TRL cannot feed images itself (CPO, SimPO,
+    ORPO, reward models): the index dataset and the shared vision pair collator."""
+    from rlhf_lab.algorithms.vision import RowsWithImages, index_dataset, pair_collator, pixel_bounds
+
+    rows = inputs.splits.train
+    collator = pair_collator(inputs.processor, rows, pixel_bounds(run), run.train.max_length)
+    if extra is not None:
+        collator = RowsWithImages(collator.rows, collator.bounds, collator.inner, extra)
+    kwargs = inputs.trainer_kwargs(index_dataset(rows))
+    kwargs.update(processing_class=inputs.tokenizer, processor=inputs.processor, data_collator=collator)
+    return kwargs

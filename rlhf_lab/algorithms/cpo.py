@@ -1,8 +1,9 @@
-"""CPO and SimPO on TRL's (experimental) CPOTrainer: reference-free, so no reference model is loaded."""
+"""CPO and SimPO on TRL's (experimental) CPOTrainer: reference-free, so no reference model is loaded.
+With images, algorithms/vision_trainers.py feeds the same trainer vision batches."""
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args, vision_pairs
 from rlhf_lab.algorithms.dpo import trl_dataset
 from rlhf_lab.run import Run
 
@@ -14,7 +15,7 @@ def build(run: Run, inputs: TrainInputs):
     cfg = run.algorithm  # CPOConfig or SimPOConfig: both name their TRL loss type
     extra = {"simpo_gamma": cfg.simpo_gamma} if cfg.trl_loss_type == "simpo" else {}
     args = TRLCPOConfig(
-        **trainer_args(run, inputs.bf16),
+        **trainer_args(run, inputs.bf16, inputs.vision),
         beta=cfg.beta,
         cpo_alpha=cfg.cpo_alpha,
         loss_type=cfg.trl_loss_type,
@@ -22,6 +23,10 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         **extra,
     )
+    if inputs.vision:
+        from rlhf_lab.algorithms.vision_trainers import VisionCPOTrainer
+
+        return VisionCPOTrainer(args=args, **vision_pairs(run, inputs))
     return CPOTrainer(
         args=args,
         **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),

@@ -43,10 +43,13 @@ def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
+    from rlhf_lab.algorithms.vision import feed_images, index_dataset
+
     cfg: DPOConfig = run.algorithm
     losses, weights = loss_terms(cfg)
+    rows = inputs.splits.train
     args = TRLDPOConfig(
-        **trainer_args(run, inputs.bf16),
+        **trainer_args(run, inputs.bf16, inputs.vision),
         beta=cfg.beta,
         loss_type=losses,
         loss_weights=weights,
@@ -54,8 +57,9 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    return DPOTrainer(
+    trainer = DPOTrainer(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,
-        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),
+        **inputs.trainer_kwargs(index_dataset(rows) if inputs.vision else trl_dataset(rows)),
     )
+    return feed_images(trainer, run, rows) if inputs.vision else trainer

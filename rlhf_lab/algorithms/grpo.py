@@ -67,6 +67,10 @@ def build(run: Run, inputs: TrainInputs):
         rewards.append(model)
         processing.append(tokenizer)
     kwargs = inputs.trainer_kwargs(trl_dataset(inputs.splits.train))
+    if inputs.vision:
+        from rlhf_lab.algorithms.vision import pixel_bounds
+
+        kwargs["image_bounds"] = pixel_bounds(run)
     return LabGRPOTrainer(
         reward_funcs=rewards,
         reward_processing_classes=processing,

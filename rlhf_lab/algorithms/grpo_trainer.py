@@ -18,8 +18,10 @@ ZERO_VARIANCE_PATIENCE = 3
 
 
 class LabGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, dynamic_sample: bool = False, max_resample_times: int = 3, **kwargs):
+    def __init__(self, *args, dynamic_sample: bool = False, max_resample_times: int = 3, image_bounds=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Rows keep image references; they are decoded (within the model's pixel bounds) when prompts are generated.
+        self.image_bounds = image_bounds
         self.dynamic_sample = dynamic_sample
         self.max_resample_times = max_resample_times
         # Per generation round (training only): fraction of groups whose rewards were all equal.
@@ -38,8 +40,15 @@ class LabGRPOTrainer(GRPOTrainer):
         self._last_rewards = total
         return rewards_per_func
 
+    def _with_images(self, inputs: list[dict]) -> list[dict]:
+        if self.image_bounds is None:
+            return inputs
+        from rlhf_lab.data.images import decoded
+
+        return [decoded(row, self.image_bounds) for row in inputs]
+
     def _generate_and_score_completions(self, inputs):
-        batch = super()._generate_and_score_completions(inputs)
+        batch = super()._generate_and_score_completions(self._with_images(inputs))
         if not self.model.training:
             return batch
         n = self.num_generations
@@ -75,7 +84,7 @@ class LabGRPOTrainer(GRPOTrainer):
             short = torch.tensor([float(have < need_groups)], device=self.accelerator.device)
             if self.accelerator.gather(short).sum().item() == 0:
                 break
-            more = super()._generate_and_score_completions(self._more_prompts(need_groups))
+            more = super()._generate_and_score_completions(self._with_images(self._more_prompts(need_groups)))
             batches.append(more)
             masks.append(ds.informative_groups(self._last_rewards, n))
             have += int(masks[-1].sum())

@@ -9,22 +9,29 @@ from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import KTOConfig
 
 
-def trl_dataset(rows: list[dict], seed: int):
-    from datasets import Dataset
-
+def shuffled(rows: list[dict], seed: int) -> list[dict]:
     # TRL reads KTO batches in order (its KL term pairs each row with a neighbour), so shuffle once here.
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    return Dataset.from_list([{k: rows[i][k] for k in ("prompt", "completion", "label")} for i in order])
+    return [rows[i] for i in order]
+
+
+def trl_dataset(rows: list[dict]):
+    from datasets import Dataset
+
+    return Dataset.from_list([{k: r[k] for k in ("prompt", "completion", "label")} for r in rows])
 
 
 def build(run: Run, inputs: TrainInputs):
     from trl import KTOConfig as TRLKTOConfig
     from trl import KTOTrainer
 
+    from rlhf_lab.algorithms.vision import feed_images, index_dataset
+
     cfg: KTOConfig = run.algorithm
+    rows = shuffled(inputs.splits.train, run.train.seed)
     args = TRLKTOConfig(
-        **trainer_args(run, inputs.bf16),
+        **trainer_args(run, inputs.bf16, inputs.vision),
         beta=cfg.beta,
         desirable_weight=cfg.desirable_weight,
         undesirable_weight=cfg.undesirable_weight,
@@ -32,8 +39,9 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    return KTOTrainer(
+    trainer = KTOTrainer(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,
-        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train, run.train.seed)),
+        **inputs.trainer_kwargs(index_dataset(rows) if inputs.vision else trl_dataset(rows)),
     )
+    return feed_images(trainer, run, rows) if inputs.vision else trainer

@@ -1,8 +1,9 @@
-"""ORPO on TRL's (experimental) ORPOTrainer: SFT plus an odds-ratio term, no reference model."""
+"""ORPO on TRL's (experimental) ORPOTrainer: SFT plus an odds-ratio term, no reference model.
+With images, algorithms/vision_trainers.py feeds the same trainer vision batches."""
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args, vision_pairs
 from rlhf_lab.algorithms.dpo import trl_dataset
 from rlhf_lab.run import Run
 
@@ -11,7 +12,13 @@ def build(run: Run, inputs: TrainInputs):
     from trl.experimental.orpo import ORPOConfig as TRLORPOConfig
     from trl.experimental.orpo import ORPOTrainer
 
-    args = TRLORPOConfig(**trainer_args(run, inputs.bf16), beta=run.algorithm.beta, max_length=run.train.max_length)
+    args = TRLORPOConfig(
+        **trainer_args(run, inputs.bf16, inputs.vision), beta=run.algorithm.beta, max_length=run.train.max_length
+    )
+    if inputs.vision:
+        from rlhf_lab.algorithms.vision_trainers import VisionORPOTrainer
+
+        return VisionORPOTrainer(args=args, **vision_pairs(run, inputs))
     return ORPOTrainer(
         args=args,
         **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),

@@ -1,8 +1,9 @@
-"""Reward-model training on TRL's RewardTrainer: a one-score sequence classifier on preference pairs."""
+"""Reward-model training on TRL's RewardTrainer: a one-score sequence classifier on preference pairs.
+On a vision-language model the classifier scores (images, prompt, answer); see models/vision.py."""
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args, vision_pairs
 from rlhf_lab.run import Run
 
 
@@ -18,11 +19,16 @@ def build(run: Run, inputs: TrainInputs):
     from trl import RewardConfig, RewardTrainer
 
     args = RewardConfig(
-        **trainer_args(run, inputs.bf16),
+        **trainer_args(run, inputs.bf16, inputs.vision),
         center_rewards_coefficient=run.algorithm.center_rewards_coefficient,
         max_length=run.train.max_length,
     )
     inputs.model.config.pad_token_id = inputs.tokenizer.pad_token_id  # the score is read at the last real token
+    if inputs.vision:
+        from rlhf_lab.algorithms.vision import with_margin
+        from rlhf_lab.algorithms.vision_trainers import VisionRewardTrainer
+
+        return VisionRewardTrainer(args=args, **vision_pairs(run, inputs, extra=with_margin))
     return RewardTrainer(
         args=args,
         **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),

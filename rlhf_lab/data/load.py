@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lab.data.formats import FORMATS, ROW_SOURCE, RowProblem
+from rlhf_lab.data.images import IMAGES, attach_images, has_images, with_image_slots
 from rlhf_lab.data.readers import read_rows
 from rlhf_lab.errors import DataError
 from rlhf_lab.paths import resolve_data_path
@@ -35,6 +36,7 @@ def load_file(path: Path, fmt: str, lenient: bool, dropped: list[Dropped]) -> li
     for line, raw in read_rows(path):
         try:
             converted = convert(raw)
+            attach_images(raw, converted, path.parent)
         except RowProblem as p:
             if not lenient:
                 raise DataError(str(path), p.message, line=line, field=p.field) from None
@@ -48,7 +50,8 @@ def load_file(path: Path, fmt: str, lenient: bool, dropped: list[Dropped]) -> li
     return rows
 
 
-def load_splits(cfg: DatasetConfig, fmt: str, seed: int) -> DataSplits:
+def load_splits(cfg: DatasetConfig, fmt: str, seed: int, images: bool = False) -> DataSplits:
+    """images: whether the algorithm reads images (rows with images are an error otherwise)."""
     lenient = cfg.on_bad_row == "skip"
     dropped: list[Dropped] = []
     train = load_file(resolve_data_path(cfg.path), fmt, lenient, dropped)
@@ -67,6 +70,15 @@ def load_splits(cfg: DatasetConfig, fmt: str, seed: int) -> DataSplits:
         train = train[: cfg.max_samples]
     if not train:
         raise DataError(cfg.path, "no training rows left after the held-out split; lower dataset.split_ratio")
+    if has_images(train + val):
+        if not images:
+            first = next(r for r in train + val if r.get(IMAGES))
+            path, _, line = first[ROW_SOURCE].rpartition(":")
+            from rlhf_lab.registry import ALGORITHMS
+
+            readers = ", ".join(name for name, spec in ALGORITHMS.items() if spec.images)
+            raise DataError(path, f"this algorithm does not read images (those that do: {readers})", int(line), IMAGES)
+        with_image_slots(train + val)
     return DataSplits(train=train, val=val, dropped=dropped)
 
 

@@ -13,20 +13,42 @@ import torch
 from rlhf_lab.run import Run
 
 
+def _encode(tokenizer, processor, prompts: list[list[dict]], images: list[list] | None):
+    """Left-padded prompt batch; with a processor, the images' pixels and expanded image tokens too."""
+    if processor is None:
+        chunk = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+        return tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    chunk = [processor.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    flat = [image for row in images for image in row]
+    return processor(
+        text=chunk, images=flat or None, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+    )
+
+
 @torch.inference_mode()
-def generate_answers(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int, bf16: bool):
-    """Greedy answers: (texts, token ids up to and including the first end-of-sequence token)."""
+def generate_answers(
+    model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int, bf16: bool,
+    processor=None, images: list[list] | None = None,
+):
+    """Greedy answers: (texts, token ids up to and including the first end-of-sequence token).
+    With a processor, `images` holds each prompt's decoded images."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     stop = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    suppress = {}
+    if processor is not None:
+        from rlhf_lab.algorithms.vision import image_token_ids
+
+        # A generated image token would have no image features behind it (TRL suppresses it for the same reason).
+        suppress = {"suppress_tokens": sorted(image_token_ids(model))}
     texts, ids_out = [], []
     for start in range(0, len(prompts), batch_size):
-        chunk = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts[start : start + batch_size]]
-        enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False).to(device)
+        chunk_images = images[start : start + batch_size] if images is not None else None
+        enc = _encode(tokenizer, processor, prompts[start : start + batch_size], chunk_images).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model.generate(
-                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id, **suppress
             )
         for row in out[:, enc["input_ids"].size(1) :].tolist():
             end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
@@ -40,6 +62,7 @@ class HeldOutAnswers:
     """Greedy answers of the policy to the held-out prompts, scored by the trainer's own rewards."""
 
     def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
+        self.run = run
         self.rows = rows
         self.tokenizer = tokenizer
         self.bf16 = bf16
@@ -49,7 +72,17 @@ class HeldOutAnswers:
 
     def answers(self, policy) -> tuple[list[str], list[list[int]]]:
         prompts = [row["prompt"] for row in self.rows]
-        return generate_answers(policy, self.tokenizer, prompts, self.max_new_tokens, self.batch_size, self.bf16)
+        vision = {}
+        if "images" in self.rows[0]:
+            from rlhf_lab.algorithms.vision import pixel_bounds
+            from rlhf_lab.data.images import load_image
+
+            bounds = pixel_bounds(self.run)
+            images = [[load_image(ref, row, bounds) for ref in row["images"]] for row in self.rows]
+            vision = dict(processor=self.trainer.processing_class, images=images)
+        return generate_answers(
+            policy, self.tokenizer, prompts, self.max_new_tokens, self.batch_size, self.bf16, **vision
+        )
 
 
 class HeldOutReward(HeldOutAnswers):

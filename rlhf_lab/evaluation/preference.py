@@ -62,19 +62,60 @@ def answer_logps(model, sequences, batch_size: int, pad_id: int, bf16: bool) -> 
     return torch.cat(out)
 
 
-class _LogpEval:
-    """Shared state: tokenized sequences and the log-probs of the first evaluation (the start policy)."""
+def interleave_pairs(values: torch.Tensor) -> torch.Tensor:
+    """A vision pair batch is [chosen..., rejected...]; evaluations read [chosen, rejected] per row."""
+    chosen, rejected = values.chunk(2)
+    return torch.stack([chosen, rejected], dim=1).reshape(-1)
 
-    def __init__(self, run: Run, tokenizer, bf16: bool, sequences):
+
+@torch.inference_mode()
+def vision_answer_logps(model, collator, batch_size: int, bf16: bool, pairs: bool) -> torch.Tensor:
+    """Summed log-probability of each answer, with the rows' images (the collator of algorithms/vision.py)."""
+    from rlhf_lab.algorithms.vision import batches, sequence_logps, to_device, token_logps
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for batch in batches(collator, batch_size):
+        batch = to_device(batch, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logps, _ = token_logps(model, batch)
+        summed = sequence_logps(logps, batch["completion_mask"][:, 1:], average=False).cpu()
+        out.append(interleave_pairs(summed) if pairs else summed)
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def vision_collator(run: Run, rows: list[dict], trainer, pairs: bool):
+    """The training runs' vision collator over held-out rows, or None for text rows."""
+    if not rows or "images" not in rows[0]:
+        return None
+    from rlhf_lab.algorithms.vision import labelled_collator, pair_collator, pixel_bounds
+
+    make = pair_collator if pairs else labelled_collator
+    return make(trainer.processing_class, rows, pixel_bounds(run), run.train.max_length)
+
+
+class _LogpEval:
+    """Shared state: tokenized sequences (or, with images, a collator) and the log-probs of the first evaluation
+    (the start policy)."""
+
+    def __init__(self, run: Run, tokenizer, bf16: bool, sequences, collator=None, pairs: bool = True):
         self.beta = run.algorithm.beta
         self.batch_size = run.train.per_device_eval_batch_size
         self.bf16 = bf16
         self.pad_id = tokenizer.pad_token_id
         self.sequences = sequences
+        self.collator = collator
+        self.pairs = pairs
         self.start: torch.Tensor | None = None
 
     def logps_and_rewards(self, model) -> tuple[torch.Tensor, torch.Tensor]:
-        logps = answer_logps(model, self.sequences, self.batch_size, self.pad_id, self.bf16)
+        if self.collator is not None:
+            logps = vision_answer_logps(model, self.collator, self.batch_size, self.bf16, self.pairs)
+        else:
+            logps = answer_logps(model, self.sequences, self.batch_size, self.pad_id, self.bf16)
         if self.start is None:
             self.start = logps.clone()
         return logps, self.beta * (logps - self.start)
@@ -82,12 +123,13 @@ class _LogpEval:
 
 class PreferenceEval(_LogpEval):
     def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
-        sequences = [
+        collator = vision_collator(run, rows, trainer, pairs=True)
+        sequences = None if collator else [
             tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length)
             for row in rows
             for side in ("chosen", "rejected")
         ]
-        super().__init__(run, tokenizer, bf16, sequences)
+        super().__init__(run, tokenizer, bf16, sequences, collator)
 
     def evaluate(self, model) -> dict:
         logps, rewards = self.logps_and_rewards(model)
@@ -103,8 +145,11 @@ class PreferenceEval(_LogpEval):
 
 class LabelledEval(_LogpEval):
     def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
-        sequences = [tokenize_pair_side(tokenizer, r["prompt"], r["completion"], run.train.max_length) for r in rows]
-        super().__init__(run, tokenizer, bf16, sequences)
+        collator = vision_collator(run, rows, trainer, pairs=False)
+        sequences = None if collator else [
+            tokenize_pair_side(tokenizer, r["prompt"], r["completion"], run.train.max_length) for r in rows
+        ]
+        super().__init__(run, tokenizer, bf16, sequences, collator, pairs=False)
         self.labels = torch.tensor([bool(r["label"]) for r in rows])
         by_prompt: dict[str, dict[bool, list[int]]] = {}
         for i, r in enumerate(rows):

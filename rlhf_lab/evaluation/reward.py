@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_lab.evaluation.preference import padded_batches, tokenize_pair_side
+from rlhf_lab.evaluation.preference import interleave_pairs, padded_batches, tokenize_pair_side, vision_collator
 from rlhf_lab.run import Run
 
 
@@ -22,19 +22,40 @@ def scores(model, sequences, batch_size: int, pad_id: int, bf16: bool) -> torch.
     return torch.cat(out)
 
 
+@torch.inference_mode()
+def vision_scores(model, collator, batch_size: int, bf16: bool) -> torch.Tensor:
+    """Scores of (images, prompt, answer) sequences, [chosen, rejected] per row."""
+    from rlhf_lab.algorithms.vision import batches, model_inputs, to_device
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for batch in batches(collator, batch_size):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(**model_inputs(to_device(batch, device))).logits
+        out.append(interleave_pairs(logits[:, 0].float().cpu()))
+    model.train(was_training)
+    return torch.cat(out)
+
+
 class RewardEval:
     def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
         self.batch_size = run.train.per_device_eval_batch_size
         self.bf16 = bf16
         self.pad_id = tokenizer.pad_token_id
-        self.sequences = [
+        self.collator = vision_collator(run, rows, trainer, pairs=True)
+        self.sequences = None if self.collator else [
             tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length)
             for row in rows
             for side in ("chosen", "rejected")
         ]
 
     def evaluate(self, model) -> dict:
-        s = scores(model, self.sequences, self.batch_size, self.pad_id, self.bf16)
+        if self.collator is not None:
+            s = vision_scores(model, self.collator, self.batch_size, self.bf16)
+        else:
+            s = scores(model, self.sequences, self.batch_size, self.pad_id, self.bf16)
         chosen, rejected = s[0::2], s[1::2]
         return {
             "accuracy": (chosen > rejected).float().mean().item(),

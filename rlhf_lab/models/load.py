@@ -1,4 +1,4 @@
-"""Load a causal LM and its tokenizer from any model source."""
+"""Load a causal LM (or a vision-language model) and its tokenizer and processor from any model source."""
 
 from __future__ import annotations
 
@@ -18,11 +18,24 @@ def local_checkpoint(source: ModelSource) -> str:
         from rlhf_lab.models.embedded import ensure_converted
 
         return str(ensure_converted(Path(source.location)))
+    if source.kind == "builtin" and source.location == "tiny-vl":
+        from rlhf_lab.models.tiny_vl import ensure_tiny_vl
+
+        return str(ensure_tiny_vl())
     if source.kind == "builtin":
         from rlhf_lab.models.tiny import ensure_tiny_llama
 
         return str(ensure_tiny_llama())
     return source.location
+
+
+def is_vision_model(cfg: ModelConfig, name_or_path: str | None = None) -> bool:
+    from rlhf_lab.models.vision import is_vision_language
+
+    where = name_or_path or cfg.name_or_path
+    path = local_checkpoint(resolve_source(where))
+    with _explained(where):
+        return is_vision_language(path, cfg.trust_remote_code, cfg.revision)
 
 
 def weight_dtype(cfg: ModelConfig, bf16: bool):
@@ -34,10 +47,22 @@ def weight_dtype(cfg: ModelConfig, bf16: bool):
     return torch.bfloat16 if bf16 and torch.cuda.is_available() else torch.float32
 
 
+def load_processor(cfg: ModelConfig):
+    """A vision-language model's processor (images and text), or None for a text-only model."""
+    if not is_vision_model(cfg):
+        return None
+    from rlhf_lab.models.vision import load_processor as vision_processor
+
+    with _explained(cfg.name_or_path):
+        return vision_processor(local_checkpoint(resolve_source(cfg.name_or_path)), cfg)
+
+
 def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
     path = local_checkpoint(resolve_source(cfg.name_or_path))
+    if is_vision_model(cfg):  # the processor's own tokenizer, so both agree on the padding token
+        return load_processor(cfg).tokenizer
     with _explained(cfg.name_or_path):
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
     if tokenizer.pad_token is None:
@@ -48,8 +73,9 @@ def load_tokenizer(cfg: ModelConfig):
 def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None, head: str = "causal_lm"):
     """The model named by cfg (or by name_or_path, e.g. a separate reference model) in train-ready form.
 
-    head=reward loads it as a sequence classifier with one output (a reward model; the score head is new)."""
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    head=reward loads it as a sequence classifier with one output (a reward model; the score head is new).
+    A vision-language checkpoint loads as an image-text-to-text model (or its reward-model form)."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoModelForSequenceClassification
 
     where = name_or_path or cfg.name_or_path
     path = local_checkpoint(resolve_source(where))
@@ -58,9 +84,18 @@ def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.num_hidden_layers is not None and name_or_path is None:
         kwargs["config"] = _truncated_config(path, cfg)
-    auto_class = AutoModelForCausalLM
+    vision = is_vision_model(cfg, where)
+    auto_class = AutoModelForImageTextToText if vision else AutoModelForCausalLM
     if head == "reward":
         auto_class, kwargs["num_labels"] = AutoModelForSequenceClassification, 1
+        if vision:
+            from transformers import AutoConfig
+
+            from rlhf_lab.models.vision import reward_model_class
+
+            with _explained(where):
+                config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
+            auto_class = reward_model_class(type(config))
     with _explained(where):
         model = auto_class.from_pretrained(path, **kwargs)
     return model

@@ -10,7 +10,7 @@ from rlhf_lab.errors import ConfigError
 from rlhf_lab.paths import PKG_SCHEME, resolve_pkg_path
 
 BUILTIN_SCHEME = "builtin:"
-BUILTIN_MODELS = ("tiny-llama",)
+BUILTIN_MODELS = ("tiny-llama", "tiny-vl")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

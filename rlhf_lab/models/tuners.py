@@ -9,8 +9,9 @@ from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig, TunerConfig
 TASK_TYPES = {"causal_lm": "CAUSAL_LM", "reward": "SEQ_CLS"}
 
 
-def peft_config(cfg: TunerConfig, head: str = "causal_lm"):
-    """The peft config handed to the trainer (None for full tuning).
+def peft_config(cfg: TunerConfig, head: str = "causal_lm", exclude: list[str] | None = None):
+    """The peft config handed to the trainer (None for full tuning). `exclude`: modules that get no adapter
+    (the frozen vision parts of a vision-language model).
 
     The trainer wraps the model itself, so that the reference is the adapter-disabled base: one copy of
     the base weights and no second adapter.
@@ -25,6 +26,7 @@ def peft_config(cfg: TunerConfig, head: str = "causal_lm"):
             lora_dropout=cfg.dropout,
             target_modules=target,
             modules_to_save=list(cfg.modules_to_save) if cfg.modules_to_save else None,
+            exclude_modules=list(exclude) if exclude else None,
             task_type=TASK_TYPES[head],
         )
     if isinstance(cfg, FullTunerConfig):

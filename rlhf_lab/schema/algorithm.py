@@ -37,6 +37,15 @@ class AlgorithmConfig:
         Runs before any model loads."""
 
 
+def _no_precompute_with_images(precompute: bool, rows: list[dict]) -> None:
+    # TRL computes reference log-probs of vision rows only batch by batch (their pixels are decoded per batch).
+    if precompute and any(r.get("images") for r in rows):
+        raise ConfigError(
+            "algorithm.precompute_ref_log_probs",
+            "is not supported for rows with images; set it to false (the reference runs with each batch)",
+        )
+
+
 @dataclass
 class DPOConfig(AlgorithmConfig):
     name: str = "dpo"
@@ -86,6 +95,10 @@ class DPOConfig(AlgorithmConfig):
 
 
 
+
+    def check_data(self, rows: list[dict]) -> None:
+        _no_precompute_with_images(self.precompute_ref_log_probs, rows)
+
 @dataclass
 class KTOConfig(AlgorithmConfig):
     """Kahneman-Tversky Optimization on single answers labelled desirable (true) or undesirable (false)."""
@@ -119,6 +132,10 @@ class KTOConfig(AlgorithmConfig):
                 "batch; raise it, or use algorithm.loss_type=apo_zero_unpaired",
             )
 
+
+
+    def check_data(self, rows: list[dict]) -> None:
+        _no_precompute_with_images(self.precompute_ref_log_probs, rows)
 
 @dataclass
 class CPOConfig(AlgorithmConfig):

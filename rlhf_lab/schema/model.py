@@ -29,10 +29,21 @@ class ModelConfig:
     revision: Optional[str] = None
     # Keep only the first N transformer layers (a smaller student for distillation); null = all.
     num_hidden_layers: Optional[int] = None
+    # Vision-language models: each image is scaled (aspect kept) to at least min_pixels and at most max_pixels
+    # pixels before the processor sees it (ms-swift's MIN_PIXELS / MAX_PIXELS; lower max_pixels to cure OOM).
+    # null = the processor's own bounds.
+    min_pixels: Optional[int] = None
+    max_pixels: Optional[int] = None
 
     def __post_init__(self) -> None:
         one_of("torch_dtype", self.torch_dtype, DTYPES)
         if self.num_hidden_layers is not None and self.num_hidden_layers < 1:
             raise ConfigError("num_hidden_layers", f"must be >= 1 (or null for all layers), got {self.num_hidden_layers}")
+        for name in ("min_pixels", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(name, f"must be a positive pixel count (or null), got {value}")
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
+            raise ConfigError("min_pixels", f"{self.min_pixels} is above max_pixels={self.max_pixels}")
         if self.attn_implementation is not None:
             one_of("attn_implementation", self.attn_implementation, ATTN)

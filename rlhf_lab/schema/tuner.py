@@ -13,6 +13,10 @@ from rlhf_lab.schema.checks import in_range, positive, str_or_list
 @dataclass
 class TunerConfig:
     name: str = MISSING
+    # Vision-language models: keep the vision tower (ViT) and the projector that feeds its features to the
+    # language model (the aligner) frozen: no LoRA adapters there, no gradients in full tuning.
+    freeze_vit: bool = True
+    freeze_aligner: bool = True
 
 
 @dataclass

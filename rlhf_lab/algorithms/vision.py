@@ -1,0 +1,124 @@
+"""The one vision-aware data path of every algorithm that reads images.
+
+The training dataset holds row indices only; the collator looks the rows up, decodes their images (lazily, one
+batch at a time, within model.min_pixels / max_pixels) and hands them to TRL's vision collators, which render the
+chat template, expand the image tokens and pad. DPO and KTO train on those batches with TRL's own loss code; CPO,
+SimPO, ORPO and reward models, which TRL 1.16 cannot feed images, read the same batches through the functions
+below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from rlhf_lab.data.images import IMAGES, PixelBounds, decoded
+
+# Batch keys that describe the batch rather than being model inputs.
+NOT_MODEL_INPUTS = ("completion_mask", "margin")
+
+
+def pixel_bounds(run) -> PixelBounds:
+    return PixelBounds(run.model.min_pixels, run.model.max_pixels)
+
+
+def index_dataset(rows: list[dict]):
+    """Row indices, plus the `images` column by which TRL's trainers recognise a vision dataset."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"index": list(range(len(rows))), IMAGES: [len(r[IMAGES]) for r in rows]})
+
+
+@dataclass
+class RowsWithImages:
+    """Collator: batch of row indices -> rows with decoded images -> the inner (TRL) collator."""
+
+    rows: list[dict]
+    bounds: PixelBounds
+    inner: Callable[[list[dict]], dict]
+    extra: Callable[[list[dict], dict], dict] | None = None
+
+    def __call__(self, examples: list[dict]) -> dict:
+        rows = [decoded(self.rows[e["index"]], self.bounds) for e in examples]
+        batch = self.inner(rows)
+        return self.extra(rows, batch) if self.extra is not None else batch
+
+
+def pair_collator(processor, rows: list[dict], bounds: PixelBounds, max_length: int | None) -> RowsWithImages:
+    """(prompt+chosen, prompt+rejected) batches: 2B sequences, chosen first, with pixel values for both halves."""
+    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+    return RowsWithImages(rows, bounds, DataCollatorForVisionPreference(processor=processor, max_length=max_length))
+
+
+def with_margin(rows: list[dict], batch: dict) -> dict:
+    """Reward models: the per-pair margin column, when every row of the dataset has one (as in text runs)."""
+    if all("margin" in r for r in rows):
+        batch["margin"] = torch.tensor([float(r["margin"]) for r in rows])
+    return batch
+
+
+def labelled_collator(processor, rows: list[dict], bounds: PixelBounds, max_length: int | None) -> RowsWithImages:
+    """(prompt+completion) batches of labelled rows, in row order (held-out evaluation of KTO runs)."""
+    from trl.trainer.kto_trainer import DataCollatorForVisionUnpairedPreference
+
+    inner = DataCollatorForVisionUnpairedPreference(processor=processor, max_length=max_length, calculate_kl=False)
+    return RowsWithImages(rows, bounds, inner)
+
+
+def batches(collator: RowsWithImages, batch_size: int):
+    """The collator's batches over all its rows, in order."""
+    n = len(collator.rows)
+    for start in range(0, n, batch_size):
+        yield collator([{"index": i} for i in range(start, min(n, start + batch_size))])
+
+
+def model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if k not in NOT_MODEL_INPUTS}
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def token_logps(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each next token (B, T-1) and the logits."""
+    logits = model(**model_inputs(batch), use_cache=False).logits
+    targets = batch["input_ids"][:, 1:]
+    logps = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return logps, logits
+
+
+def sequence_logps(logps: torch.Tensor, mask: torch.Tensor, average: bool) -> torch.Tensor:
+    """Per-sequence sum (or mean) of the token log-probs where mask (aligned with the targets) is set."""
+    mask = mask.to(logps.dtype)
+    summed = (logps * mask).sum(-1)
+    return summed / mask.sum(-1).clamp(min=1) if average else summed
+
+
+def mean_nll(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged over the masked tokens of all sequences (what nn.CrossEntropyLoss gives)."""
+    mask = mask.to(logps.dtype)
+    return -(logps * mask).sum() / mask.sum().clamp(min=1)
+
+
+def text_targets(batch: dict, image_token_ids: set[int]) -> torch.Tensor:
+    """Every real token except image placeholders (ORPO's NLL is over prompt and answer, as in TRL's text path)."""
+    keep = batch["attention_mask"].bool()
+    for token in image_token_ids:
+        keep &= batch["input_ids"] != token
+    return keep
+
+
+def image_token_ids(model) -> set[int]:
+    config = model.config
+    return {getattr(config, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id",
+                                         "vision_end_token_id") if getattr(config, k, None) is not None}
+
+
+def feed_images(trainer, run, rows: list[dict]):
+    """Put image decoding in front of the collator TRL chose for a vision dataset (DPO, KTO)."""
+    trainer.data_collator = RowsWithImages(rows, pixel_bounds(run), trainer.data_collator)
+    return trainer
