@@ -26,10 +26,8 @@ def train(run: Run) -> dict:
 
     from transformers import set_seed
 
-    from rlhf_lab.models.load import load_causal_lm, load_processor, load_tokenizer
     from rlhf_lab.models.precision import resolve_bf16
-    from rlhf_lab.models.tuners import count_parameters, peft_config
-    from rlhf_lab.models.vision import freeze_vision
+    from rlhf_lab.models.tuners import count_parameters
     from rlhf_lab.tracking.metrics import MetricsFile
     from rlhf_lab.tracking.output import print_result, save_final_model
     from rlhf_lab.tracking.trackers import Tracker, start_tracking
@@ -37,31 +35,15 @@ def train(run: Run) -> dict:
     set_seed(run.train.seed)
     bf16 = resolve_bf16(run.train.bf16)
     t_load = time.time()
-    processor = load_processor(run.model)
-    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(run.model)
-    if has_images(splits.train + splits.val) and processor is None:
-        raise ModelError(
-            f"the rows have images but {run.model.name_or_path} is a text-only model; "
-            "use a vision-language model (e.g. model=tiny_vl, model=qwen2_5_vl_7b)"
-        )
-    model = load_causal_lm(run.model, bf16, head=run.spec.model_head)
-    # Vision-language models: the frozen vision parts get no gradients and no adapters.
-    frozen_linears = freeze_vision(model, run.tuner) if processor is not None else []
+    inputs = load_inputs(run, splits, bf16)
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
     # Only the main process logs to dashboards: one wandb run per run, whatever the process count.
     tracker = start_tracking(run) if is_main() else Tracker()
     try:
         metrics = MetricsFile(run.run_dir / "metrics.jsonl")
-        inputs = TrainInputs(
-            model=model,
-            tokenizer=tokenizer,
-            splits=splits,
-            bf16=bf16,
-            callbacks=[metrics, *tracker.callbacks],
-            peft_config=peft_config(run.tuner, head=run.spec.model_head, exclude=frozen_linears),
-            processor=processor,
-        )
+        inputs.callbacks = [metrics, *tracker.callbacks]
+        tokenizer = inputs.tokenizer
         trainer = run.spec.load_builder()(run, inputs)
         trainable, total = count_parameters(trainer.model)
         log.info("%s trainable of %s parameters", f"{trainable:,}", f"{total:,}")
@@ -105,3 +87,29 @@ def train(run: Run) -> dict:
         return result
     finally:
         tracker.finish()
+
+
+def load_inputs(run: Run, splits, bf16: bool) -> TrainInputs:
+    """Tokenizer (and a vision-language model's processor), model and tuner: what every builder receives."""
+    from rlhf_lab.models.load import load_causal_lm, load_processor, load_tokenizer
+    from rlhf_lab.models.tuners import peft_config
+    from rlhf_lab.models.vision import freeze_vision
+
+    processor = load_processor(run.model)
+    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(run.model)
+    if has_images(splits.train + splits.val) and processor is None:
+        raise ModelError(
+            f"the rows have images but {run.model.name_or_path} is a text-only model; "
+            "use a vision-language model (e.g. model=tiny_vl, model=qwen2_5_vl_7b)"
+        )
+    model = load_causal_lm(run.model, bf16, head=run.spec.model_head)
+    # Vision-language models: the frozen vision parts get no gradients and no adapters.
+    frozen_linears = freeze_vision(model, run.tuner) if processor is not None else []
+    return TrainInputs(
+        model=model,
+        tokenizer=tokenizer,
+        splits=splits,
+        bf16=bf16,
+        peft_config=peft_config(run.tuner, head=run.spec.model_head, exclude=frozen_linears),
+        processor=processor,
+    )

@@ -44,21 +44,13 @@ def logged_metrics(run_dir: Path) -> set[str]:
 
 def build_trainer(compose, tmp_path, overrides):
     """The trainer a run would train with, built in-process on the tiny model (nothing trained)."""
-    from rlhf_lab.algorithms.common import TrainInputs
     from rlhf_lab.data.load import load_splits
-    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
-    from rlhf_lab.models.tuners import peft_config
+    from rlhf_lab.pipeline import load_inputs
     from rlhf_lab.run import build_run
 
     run = build_run(compose(list(overrides)), tmp_path)
-    inputs = TrainInputs(
-        model=load_causal_lm(run.model, False),
-        tokenizer=load_tokenizer(run.model),
-        splits=load_splits(run.dataset, run.spec.data_format, run.train.seed),
-        bf16=False,
-        peft_config=peft_config(run.tuner),
-    )
-    return run.spec.load_builder()(run, inputs)
+    splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)
+    return run.spec.load_builder()(run, load_inputs(run, splits, False))
 
 
 @pytest.fixture(scope="session")
