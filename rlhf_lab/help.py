@@ -15,6 +15,7 @@ rlhf_lab: RLHF experiments from one command (DPO and friends, GRPO, GKD, PPO on 
   python -m rlhf_lab algorithm=gkd algorithm.teacher_model=PATH_OR_PRESET dataset=arith_chat   # distillation
   python -m rlhf_lab algorithm=ppo algorithm.reward_model=RM_DIR dataset=arith_pairs   # PPO against a reward model
   python -m rlhf_lab dataset=custom dataset.path=/data/pairs.jsonl
+  python -m rlhf_lab model=qwen3_vl_8b dataset=custom dataset.path=/data/mm_pairs.jsonl   # rows with images
   python -m rlhf_lab -m algorithm.beta=0.05,0.1 algorithm.loss_type=sigmoid,ipo   # a sweep
   python -m rlhf_lab distributed=zero2 distributed.nproc_per_node=8   # 8 processes (DeepSpeed ZeRO-2)
   python -m rlhf_lab -m hydra/launcher=slurm hydra.launcher.partition=gpu algorithm.beta=0.05,0.1   # on SLURM

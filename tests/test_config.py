@@ -128,7 +128,7 @@ def test_invalid_values_name_the_key(compose, tmp_path, overrides, key, fragment
     [
         (["algorithm.betta=0.2"], "unknown key 'algorithm.betta' (did you mean 'algorithm.beta'?)"),
         (["algorithm=dpoo"], "unknown option 'dpoo' for algorithm; choose one of: cispo, cpo, dapo, dpo, gkd, grpo, kto, orpo, ppo, rm, sapo, simpo"),
-        (["model=qwen9"], "choose one of: qwen3_4b, qwen3_8b, smollm2_135m, tiny"),
+        (["model=qwen9"], "choose one of: qwen2_5_vl_7b, qwen3_4b, qwen3_8b, qwen3_vl_8b, smollm2_135m, tiny, tiny_vl"),
         (["algorithm.beta=abc"], "algorithm.beta: Value 'abc' of type 'str' could not be converted to Float"),
         (["train.learning_rate=-1"], "train.learning_rate: must be > 0"),
         (["dataset.path=/no/such/file.jsonl"], "data error: /no/such/file.jsonl: no such file"),
