@@ -32,9 +32,8 @@ def generate_answers(
 ):
     """Greedy answers: (texts, token ids up to and including the first end-of-sequence token).
     With a processor, `images` holds each prompt's decoded images."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    from rlhf_lab.evaluation.preference import evaluating
+
     stop = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     suppress = {}
     if processor is not None:
@@ -43,18 +42,19 @@ def generate_answers(
         # A generated image token would have no image features behind it (TRL suppresses it for the same reason).
         suppress = {"suppress_tokens": sorted(image_token_ids(model))}
     texts, ids_out = [], []
-    for start in range(0, len(prompts), batch_size):
-        chunk_images = images[start : start + batch_size] if images is not None else None
-        enc = _encode(tokenizer, processor, prompts[start : start + batch_size], chunk_images).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model.generate(
-                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id, **suppress
-            )
-        for row in out[:, enc["input_ids"].size(1) :].tolist():
-            end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
-            ids_out.append(row[:end])
-            texts.append(tokenizer.decode(row[:end], skip_special_tokens=True))
-    model.train(was_training)
+    with evaluating(model) as device:
+        for start in range(0, len(prompts), batch_size):
+            chunk_images = images[start : start + batch_size] if images is not None else None
+            enc = _encode(tokenizer, processor, prompts[start : start + batch_size], chunk_images).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = model.generate(
+                    **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                    **suppress,
+                )
+            for row in out[:, enc["input_ids"].size(1) :].tolist():
+                end = next((i + 1 for i, t in enumerate(row) if t in stop), len(row))
+                ids_out.append(row[:end])
+                texts.append(tokenizer.decode(row[:end], skip_special_tokens=True))
     return texts, ids_out
 
 

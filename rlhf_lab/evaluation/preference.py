@@ -14,6 +14,7 @@ undesirable answer; reward_margin compares the mean implicit reward of desirable
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import torch
 
@@ -44,21 +45,29 @@ def padded_batches(sequences: list[tuple[list[int], int]], batch_size: int, pad_
         yield ids, attention, answer
 
 
+@contextmanager
+def evaluating(model):
+    """The model in eval mode (no dropout) for the block, its device as the value; its mode restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield next(model.parameters()).device
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()
 def answer_logps(model, sequences, batch_size: int, pad_id: int, bf16: bool) -> torch.Tensor:
     """Summed log-probability of each sequence's answer tokens."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     out = []
-    for ids, attention, answer in padded_batches(sequences, batch_size, pad_id):
-        ids, attention, answer = ids.to(device), attention.to(device), answer.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(input_ids=ids, attention_mask=attention).logits
-        logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-        token_logps = logps.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        out.append((token_logps * answer[:, 1:]).sum(-1).cpu())
-    model.train(was_training)
+    with evaluating(model) as device:
+        for ids, attention, answer in padded_batches(sequences, batch_size, pad_id):
+            ids, attention, answer = ids.to(device), attention.to(device), answer.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=ids, attention_mask=attention).logits
+            logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            token_logps = logps.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            out.append((token_logps * answer[:, 1:]).sum(-1).cpu())
     return torch.cat(out)
 
 
@@ -73,17 +82,14 @@ def vision_answer_logps(model, collator, batch_size: int, bf16: bool, pairs: boo
     """Summed log-probability of each answer, with the rows' images (the collator of algorithms/vision.py)."""
     from rlhf_lab.algorithms.vision import batches, sequence_logps, to_device, token_logps
 
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     out = []
-    for batch in batches(collator, batch_size):
-        batch = to_device(batch, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logps, _ = token_logps(model, batch)
-        summed = sequence_logps(logps, batch["completion_mask"][:, 1:], average=False).cpu()
-        out.append(interleave_pairs(summed) if pairs else summed)
-    model.train(was_training)
+    with evaluating(model) as device:
+        for batch in batches(collator, batch_size):
+            batch = to_device(batch, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logps, _ = token_logps(model, batch)
+            summed = sequence_logps(logps, batch["completion_mask"][:, 1:], average=False).cpu()
+            out.append(interleave_pairs(summed) if pairs else summed)
     return torch.cat(out)
 
 

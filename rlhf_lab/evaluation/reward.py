@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_lab.evaluation.preference import interleave_pairs, padded_batches, tokenize_pair_side, vision_collator
+from rlhf_lab.evaluation.preference import (
+    evaluating,
+    interleave_pairs,
+    padded_batches,
+    tokenize_pair_side,
+    vision_collator,
+)
 from rlhf_lab.run import Run
 
 
 @torch.inference_mode()
 def scores(model, sequences, batch_size: int, pad_id: int, bf16: bool) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     out = []
-    for ids, attention, _ in padded_batches(sequences, batch_size, pad_id):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
-        out.append(logits[:, 0].float().cpu())
-    model.train(was_training)
+    with evaluating(model) as device:
+        for ids, attention, _ in padded_batches(sequences, batch_size, pad_id):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
+            out.append(logits[:, 0].float().cpu())
     return torch.cat(out)
 
 
@@ -27,15 +30,12 @@ def vision_scores(model, collator, batch_size: int, bf16: bool) -> torch.Tensor:
     """Scores of (images, prompt, answer) sequences, [chosen, rejected] per row."""
     from rlhf_lab.algorithms.vision import batches, model_inputs, to_device
 
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     out = []
-    for batch in batches(collator, batch_size):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(**model_inputs(to_device(batch, device))).logits
-        out.append(interleave_pairs(logits[:, 0].float().cpu()))
-    model.train(was_training)
+    with evaluating(model) as device:
+        for batch in batches(collator, batch_size):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(**model_inputs(to_device(batch, device))).logits
+            out.append(interleave_pairs(logits[:, 0].float().cpu()))
     return torch.cat(out)
 
 

@@ -35,10 +35,15 @@ def ensure_tiny_llama() -> Path:
         **SHAPE,
     )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    return publish_built(target, LlamaForCausalLM(config), tokenizer)
+
+
+def publish_built(target: Path, *parts) -> Path:
+    """Save a built model with its tokenizer or processor under a temporary name, then give it its final name,
+    so a build that is interrupted never looks complete."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    for part in parts:
+        part.save_pretrained(tmp)
     publish_dir(tmp, target)
     return target

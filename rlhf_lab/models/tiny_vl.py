@@ -4,11 +4,10 @@ tokenizer plus the four vision tokens and Qwen2-VL's image processor. Every visi
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
-from rlhf_lab.models.tiny import TOKENIZER_SOURCE
-from rlhf_lab.paths import cache_dir, publish_dir, resolve_pkg_path
+from rlhf_lab.models.tiny import TOKENIZER_SOURCE, publish_built
+from rlhf_lab.paths import cache_dir, resolve_pkg_path
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 # Small images stay small: 28x28 to 112x112 pixels (1 to 16 vision tokens after the 2x2 merge).
@@ -82,9 +81,4 @@ def ensure_tiny_vl() -> Path:
         video_processor=Qwen2VLVideoProcessor(**pixels),
         chat_template=CHAT_TEMPLATE,
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    publish_dir(tmp, target)
-    return target
+    return publish_built(target, model, processor)
