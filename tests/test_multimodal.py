@@ -307,6 +307,29 @@ def test_vision_reward_model_reloads_and_scores_images_as_evaluated(vision_runs,
     assert abs(s[1::2].mean().item() - after["score_rejected"]) < 1e-4
 
 
+def test_vision_reward_loss_equals_its_formula_with_margins(compose, tmp_path, tiny_vl_dir):
+    from conftest import build_trainer
+    from rlhf_lab.algorithms.vision import model_inputs
+
+    rows = [json.loads(line) for line in (SHAPES / "train.jsonl").read_text().splitlines()[:4]]
+    for i, row in enumerate(rows):
+        row["margin"], row["images"] = 0.5 * i, [str(SHAPES / row["images"][0])]
+    path = write_rows(tmp_path / "data", rows)
+    trainer = build_trainer(
+        compose, tmp_path, ["model=tiny_vl", "algorithm=rm", "dataset=custom", f"dataset.path={path}",
+                            "algorithm.center_rewards_coefficient=0.01"],
+    )
+    batch = trainer.data_collator([{"index": i} for i in range(4)])
+    assert batch["margin"].tolist() == [0.0, 0.5, 1.0, 1.5] and batch["pixel_values"].size(0) > 0
+    trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        chosen, rejected = trainer.model(**model_inputs(batch)).logits[:, 0].chunk(2)
+    expected = -torch.nn.functional.logsigmoid(chosen - rejected - batch["margin"]).mean()
+    expected = expected + 0.01 * ((chosen + rejected) ** 2).mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+
+
 def test_grpo_generates_from_the_images(compose, tmp_path, tiny_vl_dir):
     from conftest import build_trainer
 

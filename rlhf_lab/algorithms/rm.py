@@ -28,7 +28,8 @@ def build(run: Run, inputs: TrainInputs):
         from rlhf_lab.algorithms.vision import with_margin
         from rlhf_lab.algorithms.vision_trainers import VisionRewardTrainer
 
-        return VisionRewardTrainer(args=args, **vision_pairs(run, inputs, extra=with_margin))
+        margins = all("margin" in r for r in inputs.splits.train)
+        return VisionRewardTrainer(args=args, **vision_pairs(run, inputs, extra=with_margin if margins else None))
     return RewardTrainer(
         args=args,
         **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),

@@ -54,9 +54,8 @@ def pair_collator(processor, rows: list[dict], bounds: PixelBounds, max_length: 
 
 
 def with_margin(rows: list[dict], batch: dict) -> dict:
-    """Reward models: the per-pair margin column, when every row of the dataset has one (as in text runs)."""
-    if all("margin" in r for r in rows):
-        batch["margin"] = torch.tensor([float(r["margin"]) for r in rows])
+    """Reward models: the batch's per-pair margins (used when every row of the dataset has one, as in text runs)."""
+    batch["margin"] = torch.tensor([float(r["margin"]) for r in rows])
     return batch
 
 
