@@ -28,17 +28,19 @@ def only_run_dir(tmp_path):
 
 GRPO = ["algorithm=grpo", "dataset=arith_math", "algorithm.num_generations=2", "algorithm.max_completion_length=8"]
 PPO = ["algorithm=ppo", "dataset=arith_math", "algorithm.reward_funcs=[accuracy]", "algorithm.max_completion_length=8"]
+VISION = ["model=tiny_vl", "dataset=shapes"]
 
 
 @pytest.mark.parametrize(
     "backend,extra",
-    [("ddp", GRPO), ("zero2", []), ("zero2", GRPO), ("zero3", []), ("fsdp", []), ("ddp", PPO)],
-    ids=["ddp-grpo", "zero2-dpo", "zero2-grpo", "zero3-dpo", "fsdp-dpo", "ddp-ppo"],
+    [("ddp", GRPO), ("zero2", []), ("zero2", GRPO), ("zero3", []), ("fsdp", []), ("ddp", PPO), ("ddp", VISION)],
+    ids=["ddp-grpo", "zero2-dpo", "zero2-grpo", "zero3-dpo", "fsdp-dpo", "ddp-ppo", "ddp-dpo-images"],
 )
 def test_two_processes_train_into_one_run_directory(tmp_path, backend, extra):
+    overridden = {arg.split("=")[0] for arg in extra}
     proc = run_cli(
-        [*TINY, *extra, f"distributed={backend}", f"distributed.master_port={free_port()}", "train.eval=false",
-         "logger=wandb"],
+        [*(a for a in TINY if a.split("=")[0] not in overridden), *extra, f"distributed={backend}",
+         f"distributed.master_port={free_port()}", "train.eval=false", "logger=wandb"],
         tmp_path,
         env={"WANDB_MODE": "offline"},
     )
