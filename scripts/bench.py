@@ -4,8 +4,8 @@
     python scripts/bench.py --short                 # the tiny model, a few steps (what CI runs)
     python scripts/bench.py --algorithms dpo --steps 20 --out bench.json
 
-Settings (both sides): LoRA r8 on all linear layers, batch 4 x accumulation 4, max_length 128, fp32 unless
---bf16; GRPO with 4 generations of at most 64 tokens per prompt and accuracy + format rewards. Each run is its
+Settings (both sides): LoRA r8 on all linear layers, batch 4 x accumulation 4 (GRPO: 4 completions per step, 4
+generations of at most 64 tokens per prompt, accuracy + format rewards), max_length 128, fp32 unless --bf16. Each run is its
 own process. Reported per run: samples (pairs, labelled answers or completions) per second and tokens per second
 in training, measured between the first and the last optimizer step (the first step carries warm-up), the
 seconds from process start to the first step, and the peak RSS; then rlhf_lab / plain TRL. The table is printed
@@ -28,9 +28,10 @@ DATASETS = {"dpo": "arith_pairs", "kto": "arith_kto", "grpo": "arith_math"}
 FORMATS = {"dpo": "pairs", "kto": "kto", "grpo": "prompts"}
 
 
-def settings(args) -> dict:
+def settings(args, algorithm: str) -> dict:
+    accumulation = 1 if args.short or algorithm == "grpo" else 4
     return dict(
-        steps=args.steps, batch=4, accumulation=1 if args.short else 4, max_length=128, lora_r=8, bf16=args.bf16,
+        steps=args.steps, batch=4, accumulation=accumulation, max_length=128, lora_r=8, bf16=args.bf16,
         num_generations=4, max_completion_length=8 if args.short else 64,
     )
 
@@ -148,13 +149,13 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/bench.json")
     args = parser.parse_args()
     args.steps = args.steps or (3 if args.short else 12)
-    s = settings(args)
     model = model_dir(args.short)
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     results = {}
     with tempfile.TemporaryDirectory(prefix="rlhf_lab-bench-") as tmp:
         work = Path(tmp)
         for algorithm in args.algorithms.split(","):
+            s = settings(args, algorithm)
             started = time.time()
             lab = lab_run(algorithm, model, s, work, env)
             plain = plain_run(algorithm, model, s, work, env)
@@ -162,11 +163,13 @@ def main() -> None:
                 "rlhf_lab": lab,
                 "plain_trl": plain,
                 "ratio": {k: ratio(lab.get(k), plain.get(k)) for k in ("samples_per_s", "tokens_per_s")},
+                "settings": s,
                 "wall_s": round(time.time() - started, 1),
             }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": {**s, "model": model}, "results": results}, indent=2) + "\n")
+    common = {k: v for k, v in settings(args, "dpo").items() if k != "accumulation"}
+    out.write_text(json.dumps({"settings": {**common, "model": model}, "results": results}, indent=2) + "\n")
     print(table(results))
     print(f"written to {out}")
     if any("error" in r[side] for r in results.values() for side in ("rlhf_lab", "plain_trl")):
