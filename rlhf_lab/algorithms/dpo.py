@@ -43,6 +43,7 @@ def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
+    from rlhf_lab.algorithms.shared_prompt import share_prompts_in
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
 
     cfg: DPOConfig = run.algorithm
@@ -62,4 +63,8 @@ def build(run: Run, inputs: TrainInputs):
         args=args,
         **inputs.trainer_kwargs(index_dataset(rows) if inputs.vision else trl_dataset(rows)),
     )
-    return feed_images(trainer, run, rows) if inputs.vision else trainer
+    if inputs.vision:
+        return feed_images(trainer, run, rows)
+    if cfg.share_prompt and inputs.processor is None:  # vision-language models place positions their own way
+        share_prompts_in(trainer)
+    return trainer

@@ -47,6 +47,16 @@ class LabGRPOTrainer(GRPOTrainer):
 
         return [decoded(row, self.image_bounds) for row in inputs]
 
+    def _generate_single_turn(self, *args, **kwargs):
+        # Sample from the policy itself, without dropout: TRL generates in training mode, which samples from a
+        # dropout-perturbed policy and costs a random mask per adapter layer at every generated token.
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return super()._generate_single_turn(*args, **kwargs)
+        finally:
+            self.model.train(was_training)
+
     def _generate_and_score_completions(self, inputs):
         batch = super()._generate_and_score_completions(self._with_images(inputs))
         if not self.model.training:

@@ -64,6 +64,10 @@ class DPOConfig(AlgorithmConfig):
     ref_model: Optional[str] = None
     # Compute the reference log-probs once before training instead of every step.
     precompute_ref_log_probs: bool = False
+    # Run each pair's prompt through the model once for both answers (same log-probs, fewer tokens per forward);
+    # false = TRL's layout, the prompt repeated in a chosen row and a rejected row. Text-only models, sdpa or eager
+    # attention; elsewhere TRL's layout is used.
+    share_prompt: bool = True
 
     def __post_init__(self) -> None:
         positive("beta", self.beta)

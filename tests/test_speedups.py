@@ -1,0 +1,135 @@
+"""Speed-ups change nothing that is learned: the packed DPO layout against TRL's, GRPO's generation mode."""
+
+import pytest
+import torch
+
+from conftest import TINY, build_trainer
+from rlhf_lab.algorithms.shared_prompt import CHOSEN, PAD, PROMPT, REJECTED, pack_pairs
+from rlhf_lab.algorithms.grpo_trainer import LabGRPOTrainer
+
+# ---- the packed layout, on a hand-made TRL batch ----
+
+
+def trl_batch(pairs):
+    """TRL's DPO collation: [prompt + chosen rows; prompt + rejected rows], right-padded, prompt labels -100."""
+    rows = [p + c for p, c, _ in pairs] + [p + r for p, _, r in pairs]
+    prompt_lengths = [len(p) for p, _, _ in pairs] * 2
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    labels = ids.clone()
+    for i, n in enumerate(prompt_lengths):
+        labels[i, :n] = -100
+    labels[mask == 0] = -100
+    return ids, mask, labels
+
+
+def test_a_pair_packs_into_one_row_with_its_own_contexts():
+    ids, mask, labels = trl_batch([([5, 6, 7], [8, 9], [10, 11, 12]), ([5, 6], [13], [14, 15])])
+    packed = pack_pairs(ids, mask, labels)
+    assert packed.input_ids[0].tolist() == [5, 6, 7, 8, 9, 7, 10, 11, 12]
+    assert packed.position_ids[0].tolist() == [0, 1, 2, 3, 4, 2, 3, 4, 5]
+    # The last prompt token predicts each answer's first token; an answer's last token predicts nothing.
+    assert packed.shift_labels[0].tolist() == [-100, -100, 8, 9, -100, 10, 11, 12, -100]
+    assert packed.segments[1].tolist() == [PROMPT, CHOSEN, CHOSEN, REJECTED, REJECTED, REJECTED, PAD, PAD, PAD]
+    allowed = packed.attention_mask("bool", torch.float32)[0, 0]
+    seen = lambda q: torch.nonzero(allowed[q]).flatten().tolist()  # noqa: E731
+    assert seen(4) == [0, 1, 2, 3, 4]  # chosen: the whole prompt and itself
+    assert seen(5) == [0, 1, 5]  # the repeated prompt token: the prompt before it, not the chosen answer
+    assert seen(8) == [0, 1, 5, 6, 7, 8]
+    additive = packed.attention_mask("additive", torch.float32)[0, 0]
+    assert torch.equal(additive == 0, allowed)
+    # Padding queries see only themselves, so no attention row is empty.
+    second = packed.attention_mask("bool", torch.float32)[1, 0]
+    assert second[7].nonzero().flatten().tolist() == [7]
+
+
+def test_unpacking_puts_each_answer_token_where_trl_scores_it():
+    ids, mask, labels = trl_batch([([5, 6, 7], [8, 9], [10, 11, 12]), ([5, 6], [13], [14, 15])])
+    packed = pack_pairs(ids, mask, labels)
+    # Packed "outputs" that are the predicted token itself: unpacked, they must equal TRL's shifted labels.
+    out = packed.unpack(packed.shift_labels.clamp(min=0).float())
+    expected = labels[:, 1:].clamp(min=0).float()
+    assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("change", ["prompt", "odd"])
+def test_rows_that_are_not_pairs_sharing_a_prompt_keep_trl_layout(change):
+    pairs = [([5, 6, 7], [8, 9], [10, 11])]
+    ids, mask, labels = trl_batch(pairs)
+    if change == "prompt":
+        ids[1, 0] = 4
+    else:
+        ids, mask, labels = ids[:1], mask[:1], labels[:1]
+    assert pack_pairs(ids, mask, labels) is None
+
+
+# ---- first-step losses: fast default against TRL's layout, fp32 ----
+
+
+def first_step(compose, tmp_path, overrides):
+    """Loss, gradients and logged metrics of the first DPO batch, with the policy moved off its reference."""
+    torch.manual_seed(0)
+    trainer = build_trainer(compose, tmp_path, [*TINY, "algorithm=dpo", "train.per_device_train_batch_size=4",
+                                                *overrides])
+    batch = next(iter(trainer.get_train_dataloader()))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in trainer.model.named_parameters():
+            if p.requires_grad:  # LoRA B starts at zero, i.e. at the reference: move every trained weight
+                p.add_(torch.randn(p.shape, generator=gen) * (0.5 if "lora_B" in name else 0.02))
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+    metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
+    return loss.item(), grads, metrics
+
+
+@pytest.mark.parametrize("setting", [[], ["model.attn_implementation=eager"], ["tuner=full"],
+                                     ["algorithm.loss_type=[sigmoid,ipo]", "algorithm.rpo_alpha=0.5"]],
+                         ids=["lora-sdpa", "eager", "full", "ipo-rpo"])
+def test_shared_prompt_dpo_learns_what_trl_layout_learns(compose, tmp_path, tiny_model_dir, setting):
+    fast = first_step(compose, tmp_path / "fast", setting)
+    plain = first_step(compose, tmp_path / "plain", [*setting, "algorithm.share_prompt=false"])
+    # fp32 sums the same terms in another order (other row lengths, other attention tiles): measured differences
+    # are 2e-7 on the loss and 1.5e-6 on gradients of size 0.1 to 1; the bounds leave ~10x room.
+    assert fast[0] == pytest.approx(plain[0], rel=1e-5, abs=1e-6)
+    assert fast[1].keys() == plain[1].keys() and fast[1]
+    for name in plain[1]:
+        torch.testing.assert_close(fast[1][name], plain[1][name], rtol=1e-4, atol=2e-5, msg=name)
+    for key, value in plain[2].items():
+        assert fast[2][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+# ---- GRPO samples from the policy without dropout ----
+
+GRPO_TINY = [*TINY, "algorithm=grpo", "dataset=arith_math", "train.per_device_train_batch_size=4",
+             "algorithm.num_generations=2", "algorithm.max_completion_length=8", "train.max_steps=1",
+             "train.logging_steps=1"]
+
+
+def grpo_first_step(compose, tmp_path, overrides, trl_generation: bool):
+    trainer = build_trainer(compose, tmp_path, [*GRPO_TINY, *overrides])
+    if trl_generation:  # TRL's own generation: in training mode
+        trainer._generate_single_turn = lambda *a, **k: super(LabGRPOTrainer, trainer)._generate_single_turn(*a, **k)
+    modes = []
+    generate = trainer.model.generate
+
+    def watch(*a, **k):
+        modes.append(trainer.model.training)
+        return generate(*a, **k)
+
+    trainer.model.generate = watch
+    trainer.train()
+    logs = trainer.state.log_history[0]
+    return logs["loss"], logs["num_tokens"], modes
+
+
+def test_grpo_generates_in_eval_mode_and_otherwise_learns_what_trl_learns(compose, tmp_path, tiny_model_dir):
+    # Without dropout, eval and training mode compute the same function: same samples, same first-step loss.
+    fast = grpo_first_step(compose, tmp_path / "fast", ["tuner.dropout=0"], trl_generation=False)
+    plain = grpo_first_step(compose, tmp_path / "plain", ["tuner.dropout=0"], trl_generation=True)
+    assert fast[2] and not any(fast[2]) and all(plain[2])
+    assert fast[1] == plain[1]
+    assert fast[0] == pytest.approx(plain[0], rel=1e-5, abs=1e-7)
