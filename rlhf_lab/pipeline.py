@@ -72,6 +72,7 @@ def train(run: Run) -> dict:
             "global_steps": trainer.state.global_step,
             "train_seconds": round(train_seconds, 2),
             "seconds_per_step": round(train_seconds / max(trainer.state.global_step, 1), 3),
+            "train_start_at_s": metrics.train_start_at,
             "first_step_at_s": metrics.first_step_at,
             "final_train_metrics": metrics.last_train_metrics(),
             "train_loss": output.training_loss,

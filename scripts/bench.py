@@ -8,8 +8,8 @@ Settings (both sides): LoRA r8 on all linear layers, batch 4 x accumulation 4 (G
 generations of at most 64 tokens per prompt, accuracy + format rewards), max_length 128, fp32 unless --bf16. Each run is its
 own process. Reported per run: samples (pairs, labelled answers or completions) per second and tokens per second
 in training, measured between the first and the last optimizer step (the first step carries warm-up), the
-seconds from process start to the first step, and the peak RSS; then rlhf_lab / plain TRL. The table is printed
-and everything goes to the JSON file.
+seconds from process start to the start of training and to the end of the first step, and the peak RSS; then
+rlhf_lab / plain TRL. The table is printed and everything goes to the JSON file.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def lab_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dict:
     steps = [r for r in records if "loss" in r]
     result = rates([r["time"] for r in steps], [r["num_tokens"] for r in steps if "num_tokens" in r],
                    samples_per_step(algorithm, s))
-    return {**result, "first_step_at_s": summary["first_step_at_s"], "peak_rss_mb": round(rss)}
+    return {**result, "train_start_at_s": summary["train_start_at_s"], "first_step_at_s": summary["first_step_at_s"],
+            "peak_rss_mb": round(rss)}
 
 
 def samples_per_step(algorithm: str, s: dict) -> int:
@@ -109,7 +110,8 @@ def plain_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dic
         return {"error": tail.strip().splitlines()[-1] if tail.strip() else f"exit {code}"}
     result = json.loads(Path(cfg["result"]).read_text())
     out = rates(result["step_times"], result["tokens"], samples_per_step(algorithm, s))
-    return {**out, "first_step_at_s": result["first_step_at_s"], "peak_rss_mb": round(rss)}
+    return {**out, "train_start_at_s": result["train_start_at_s"], "first_step_at_s": result["first_step_at_s"],
+            "peak_rss_mb": round(rss)}
 
 
 def model_dir(short: bool) -> str:
@@ -125,18 +127,19 @@ def ratio(a, b):
 
 
 def table(results: dict) -> str:
-    lines = ["| algorithm | side | samples/s | tokens/s | s/step | first step (s) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| algorithm | side | samples/s | tokens/s | s/step | training starts (s) | first step (s) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
     for algorithm, sides in results.items():
         for side in ("rlhf_lab", "plain_trl"):
             r = sides[side]
             if "error" in r:
-                lines.append(f"| {algorithm} | {side} | error: {r['error'][:60]} | | | | |")
+                lines.append(f"| {algorithm} | {side} | error: {r['error'][:60]} | | | | | |")
                 continue
             lines.append(f"| {algorithm} | {side} | {r['samples_per_s']} | {r['tokens_per_s']} | "
-                         f"{r.get('seconds_per_step')} | {r['first_step_at_s']} | {r['peak_rss_mb']} |")
+                         f"{r.get('seconds_per_step')} | {r['train_start_at_s']} | {r['first_step_at_s']} | "
+                         f"{r['peak_rss_mb']} |")
         lines.append(f"| {algorithm} | rlhf_lab / TRL | {sides['ratio']['samples_per_s']} | "
-                     f"{sides['ratio']['tokens_per_s']} | | | |")
+                     f"{sides['ratio']['tokens_per_s']} | | | | |")
     return "\n".join(lines)
 
 

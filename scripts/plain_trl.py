@@ -32,6 +32,10 @@ def main(config_path: str) -> None:
         def __init__(self):
             self.step_times: list[float] = []
             self.tokens: list[float] = []
+            self.train_start = 0.0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.train_start = time.time()
 
         def on_step_end(self, args, state, control, **kwargs):
             self.step_times.append(time.time())
@@ -81,6 +85,7 @@ def main(config_path: str) -> None:
     result = {
         "step_times": clock.step_times,
         "tokens": clock.tokens,
+        "train_start_at_s": round(clock.train_start - process_start_time(), 2),
         "first_step_at_s": round(clock.step_times[0] - process_start_time(), 2),
     }
     with open(cfg["result"], "w") as f:

@@ -21,7 +21,7 @@ def test_bench_short_mode_measures_both_sides(tmp_path, tiny_model_dir):
         for side in ("rlhf_lab", "plain_trl"):
             r = sides[side]
             assert r["samples_per_s"] > 0 and r["tokens_per_s"] > 0, (algorithm, side, r)
-            assert 0 < r["first_step_at_s"] < 600 and r["peak_rss_mb"] > 100
+            assert 0 < r["train_start_at_s"] < r["first_step_at_s"] < 600 and r["peak_rss_mb"] > 100
             # one interval between the two steps: samples/s is the batch over the seconds per step
             assert abs(r["samples_per_s"] * r["seconds_per_step"] - 4) < 0.01
         ratio = sides["ratio"]["samples_per_s"]

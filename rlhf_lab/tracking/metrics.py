@@ -20,7 +20,11 @@ class MetricsFile(TrainerCallback):
     def __init__(self, path: Path):
         self.path = path
         self.records: list[dict] = []
-        self.first_step_at: float | None = None  # seconds from process start to the first optimizer step
+        self.train_start_at: float | None = None  # seconds from process start to the start of training
+        self.first_step_at: float | None = None  # ... and to the end of the first optimizer step
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.train_start_at = round(time.time() - process_start_time(), 2)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.first_step_at is None:
