@@ -42,7 +42,7 @@ def logged_metrics(run_dir: Path) -> set[str]:
     return set().union(*(json.loads(line) for line in lines))
 
 
-def build_trainer(compose, tmp_path, overrides):
+def build_trainer(compose, tmp_path, overrides, bf16=False):
     """The trainer a run would train with, built in-process on the tiny model (nothing trained)."""
     from rlhf_lab.data.load import load_splits
     from rlhf_lab.pipeline import load_inputs
@@ -50,7 +50,7 @@ def build_trainer(compose, tmp_path, overrides):
 
     run = build_run(compose(list(overrides)), tmp_path)
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)
-    return run.spec.load_builder()(run, load_inputs(run, splits, False))
+    return run.spec.load_builder()(run, load_inputs(run, splits, bf16))
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,14 @@
 """Speed-ups change nothing that is learned: the packed DPO layout against TRL's, GRPO's generation mode."""
 
+from contextlib import contextmanager, nullcontext
+
 import pytest
 import torch
 
 from conftest import TINY, build_trainer
 from rlhf_lab.algorithms.shared_prompt import CHOSEN, PAD, PROMPT, REJECTED, pack_pairs
 from rlhf_lab.algorithms.grpo_trainer import LabGRPOTrainer
+from rlhf_lab.algorithms.scored_positions import score_every_position, score_only_labelled_positions
 
 # ---- the packed layout, on a hand-made TRL batch ----
 
@@ -64,14 +67,27 @@ def test_rows_that_are_not_pairs_sharing_a_prompt_keep_trl_layout(change):
     assert pack_pairs(ids, mask, labels) is None
 
 
-# ---- first-step losses: fast default against TRL's layout, fp32 ----
+# ---- first-step losses: fast default against TRL's own layout ----
 
 
-def first_step(compose, tmp_path, overrides):
-    """Loss, gradients and logged metrics of the first DPO batch, with the policy moved off its reference."""
+@contextmanager
+def trl_layout():
+    """TRL's fused head as shipped: the LM head over every position, labelled or not."""
+    score_every_position()
+    try:
+        yield
+    finally:
+        score_only_labelled_positions()
+
+
+def first_step(compose, tmp_path, overrides, plain=False, bf16=False):
+    """Loss, gradients and logged metrics of the first DPO batch, with the policy moved off its reference.
+    plain: without rlhf_lab's speed-ups (prompt sharing, scoring only labelled positions)."""
     torch.manual_seed(0)
-    trainer = build_trainer(compose, tmp_path, [*TINY, "algorithm=dpo", "train.per_device_train_batch_size=4",
-                                                *overrides])
+    overrides = [*TINY, "algorithm=dpo", "train.per_device_train_batch_size=4", *overrides]
+    if plain:
+        overrides.append("algorithm.share_prompt=false")
+    trainer = build_trainer(compose, tmp_path, overrides, bf16=bf16)
     batch = next(iter(trainer.get_train_dataloader()))
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -79,7 +95,9 @@ def first_step(compose, tmp_path, overrides):
             if p.requires_grad:  # LoRA B starts at zero, i.e. at the reference: move every trained weight
                 p.add_(torch.randn(p.shape, generator=gen) * (0.5 if "lora_B" in name else 0.02))
     trainer.model.train()
-    loss = trainer.compute_loss(trainer.model, batch)
+    # Trainer gets bf16 autocast from accelerate, which wraps the forward only when training starts.
+    with trl_layout() if plain else nullcontext(), trainer.accelerator.autocast():
+        loss = trainer.compute_loss(trainer.model, batch)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
     metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
@@ -89,9 +107,9 @@ def first_step(compose, tmp_path, overrides):
 @pytest.mark.parametrize("setting", [[], ["model.attn_implementation=eager"], ["tuner=full"],
                                      ["algorithm.loss_type=[sigmoid,ipo]", "algorithm.rpo_alpha=0.5"]],
                          ids=["lora-sdpa", "eager", "full", "ipo-rpo"])
-def test_shared_prompt_dpo_learns_what_trl_layout_learns(compose, tmp_path, tiny_model_dir, setting):
+def test_fast_dpo_learns_what_plain_trl_learns(compose, tmp_path, tiny_model_dir, setting):
     fast = first_step(compose, tmp_path / "fast", setting)
-    plain = first_step(compose, tmp_path / "plain", [*setting, "algorithm.share_prompt=false"])
+    plain = first_step(compose, tmp_path / "plain", setting, plain=True)
     # fp32 sums the same terms in another order (other row lengths, other attention tiles): measured differences
     # are 2e-7 on the loss and 1.5e-6 on gradients of size 0.1 to 1; the bounds leave ~10x room.
     assert fast[0] == pytest.approx(plain[0], rel=1e-5, abs=1e-6)
@@ -102,16 +120,32 @@ def test_shared_prompt_dpo_learns_what_trl_layout_learns(compose, tmp_path, tiny
         assert fast[2][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
 
 
-# ---- GRPO samples from the policy without dropout ----
+def test_fast_dpo_in_bf16_autocast_stays_within_bf16_rounding_of_plain_fp32(compose, tmp_path, tiny_model_dir):
+    # What train.bf16=auto gives where bf16 is fast (AMX CPUs, recent GPUs): bf16 matmuls, fp32 weights and losses.
+    fast = first_step(compose, tmp_path / "fast", [], bf16=True)
+    plain = first_step(compose, tmp_path / "plain", [], plain=True)
+    # bf16 keeps 8 significant bits: each product is rounded by up to 2^-9 (0.2%), with fp32 sums. Measured here:
+    # summed answer log-probs 3e-5 relative, the loss 4e-4, gradients (differences of chosen and rejected terms of
+    # similar size) 15% relative at the median but pointing the same way (cosine >= 0.98). Bounds: ~5x room.
+    assert fast[0] == pytest.approx(plain[0], rel=2e-3)
+    assert fast[0] != plain[0]  # bf16 really ran
+    for key in ("logps/chosen", "logps/rejected"):
+        assert fast[2][key] == pytest.approx(plain[2][key], rel=2e-4), key
+    cosines = [torch.nn.functional.cosine_similarity(fast[1][n].flatten(), plain[1][n].flatten(), dim=0).item()
+               for n in plain[1]]
+    assert min(cosines) > 0.9
+
+
+# ---- GRPO: samples from the policy without dropout, scores only the answer positions ----
 
 GRPO_TINY = [*TINY, "algorithm=grpo", "dataset=arith_math", "train.per_device_train_batch_size=4",
              "algorithm.num_generations=2", "algorithm.max_completion_length=8", "train.max_steps=1",
              "train.logging_steps=1"]
 
 
-def grpo_first_step(compose, tmp_path, overrides, trl_generation: bool):
+def grpo_first_step(compose, tmp_path, overrides, plain: bool):
     trainer = build_trainer(compose, tmp_path, [*GRPO_TINY, *overrides])
-    if trl_generation:  # TRL's own generation: in training mode
+    if plain:  # TRL's own generation: in training mode
         trainer._generate_single_turn = lambda *a, **k: super(LabGRPOTrainer, trainer)._generate_single_turn(*a, **k)
     modes = []
     generate = trainer.model.generate
@@ -121,15 +155,22 @@ def grpo_first_step(compose, tmp_path, overrides, trl_generation: bool):
         return generate(*a, **k)
 
     trainer.model.generate = watch
-    trainer.train()
+    with trl_layout() if plain else nullcontext():
+        trainer.train()
     logs = trainer.state.log_history[0]
-    return logs["loss"], logs["num_tokens"], modes
+    return logs, modes
 
 
-def test_grpo_generates_in_eval_mode_and_otherwise_learns_what_trl_learns(compose, tmp_path, tiny_model_dir):
-    # Without dropout, eval and training mode compute the same function: same samples, same first-step loss.
-    fast = grpo_first_step(compose, tmp_path / "fast", ["tuner.dropout=0"], trl_generation=False)
-    plain = grpo_first_step(compose, tmp_path / "plain", ["tuner.dropout=0"], trl_generation=True)
-    assert fast[2] and not any(fast[2]) and all(plain[2])
-    assert fast[1] == plain[1]
-    assert fast[0] == pytest.approx(plain[0], rel=1e-5, abs=1e-7)
+def test_fast_grpo_learns_what_plain_trl_learns(compose, tmp_path, tiny_model_dir):
+    # Without dropout, eval and training mode compute the same function: same samples, same first step. The length
+    # reward differs between answers, so the advantages and the gradient are not zero.
+    settings = ["tuner.dropout=0", "algorithm.reward_funcs=[helpers.custom_rewards:Scaled]"]
+    fast, fast_modes = grpo_first_step(compose, tmp_path / "fast", settings, plain=False)
+    plain, plain_modes = grpo_first_step(compose, tmp_path / "plain", settings, plain=True)
+    assert fast_modes and not any(fast_modes) and all(plain_modes)
+    assert fast["num_tokens"] == plain["num_tokens"]
+    # The first step's loss is the advantage-weighted ratio (1 at the start) and barely depends on the log-probs;
+    # its gradient norm and the entropy do. fp32 in both; only the LM head's tile shapes differ.
+    for key in ("loss", "grad_norm", "entropy"):
+        assert fast[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-7), key
+    assert fast["grad_norm"] > 0

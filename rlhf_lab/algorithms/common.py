@@ -79,9 +79,10 @@ def engine_args(cfg) -> dict:
     """The distributed engine's settings as transformers' TrainingArguments takes them."""
     import torch
 
+    # Without GPUs transformers needs use_cpu: to run bf16 autocast on the CPU at all, and to treat CPU processes as
+    # distributed (which then talk over gloo).
     if cfg.backend == "single":
-        return {}
-    # Without GPUs the processes talk over gloo; transformers only treats CPU processes as distributed with use_cpu.
+        return {} if torch.cuda.is_available() else dict(use_cpu=True)
     args = {} if torch.cuda.is_available() else dict(use_cpu=True, ddp_backend="gloo")
     if cfg.backend == "ddp":
         args.update(ddp_find_unused_parameters=cfg.find_unused_parameters, ddp_bucket_cap_mb=cfg.bucket_cap_mb)

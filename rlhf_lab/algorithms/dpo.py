@@ -43,10 +43,12 @@ def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
+    from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
     from rlhf_lab.algorithms.shared_prompt import share_prompts_in
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
 
     cfg: DPOConfig = run.algorithm
+    score_only_labelled_positions()
     losses, weights = loss_terms(cfg)
     rows = inputs.splits.train
     args = TRLDPOConfig(
