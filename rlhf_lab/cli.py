@@ -18,8 +18,14 @@ from rlhf_lab.schema import register_schemas
 
 
 
+# Set once the first job starts: an OSError before that is Hydra failing to create the output directory.
+_job_started = False
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def _compose_and_run(cfg: DictConfig):
+    global _job_started
+    _job_started = True
     from rlhf_lab.job import check_objective, objective_value, run_job  # the training path, imported per job
 
     if cfg.objective:
@@ -90,6 +96,14 @@ def main() -> int:
         if user_wants_traceback:
             raise
         print(explain(e), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as e:
+        # Hydra creates the run or sweep directory and writes .hydra/ there before any job starts.
+        if user_wants_traceback or _job_started:
+            raise
+        where = e.filename or "the output directory"
+        print(f"output error: cannot write {where}: {e.strerror or e}; choose another with hydra.run.dir=... "
+              "(hydra.sweep.dir=... for -m)", file=sys.stderr)
         return EXIT_USER_ERROR
     from rlhf_lab.tracking import sweep
 

@@ -60,3 +60,19 @@ class RewardError(UserError):
     """A reward function failed or returned something unusable: names the reward and the dataset row."""
 
     kind = "reward error"
+
+
+class OutputError(UserError):
+    """The run cannot write its outputs (a full disk, a quota, a directory it may not write): names the place."""
+
+    kind = "output error"
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal (SIGTERM, SIGINT): a BaseException, like KeyboardInterrupt, so that nothing
+    on the way mistakes it for an error to recover from. `checkpoint` is the checkpoint saved on the way out."""
+
+    def __init__(self, signal_name: str, checkpoint: str | None = None, exit_code: int = 130):
+        self.signal_name, self.checkpoint, self.exit_code = signal_name, checkpoint, exit_code
+        saved = f"; checkpoint {checkpoint}" if checkpoint else "; no checkpoint was written"
+        super().__init__(f"stopped by {signal_name}{saved}")

@@ -12,7 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from rlhf_lab.errors import EXIT_USER_ERROR, UserError
+from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, OutputError, UserError
+from rlhf_lab.interrupts import stop_signals
 from rlhf_lab.paths import write_json_atomic
 from rlhf_lab.ranks import is_main
 
@@ -30,42 +31,66 @@ def run_job(cfg: DictConfig) -> dict:
     base = {"status": "running", "run_dir": str(run_dir), "overrides": list(overrides), "started_at": started}
     # Written first so that a run killed midway never looks completed; by the main process only (the others of
     # a run started with torchrun share the directory).
-    write_summary = write_json_atomic if is_main() else (lambda path, data: None)
-    write_summary(summary_path, base)
     try:
-        from rlhf_lab.launch import launch
-        from rlhf_lab.run import build_run
+        if is_main():
+            write_json_atomic(summary_path, base)
+    except OSError as e:
+        raise OutputError(f"cannot write {summary_path}: {e.strerror or e}; choose another hydra.run.dir") from None
 
-        run = build_run(cfg, run_dir, choices=dict(hc.runtime.choices), overrides=overrides, sweep_dir=sweep_dir)
-        result = launch(run)
-    except BaseException as e:
-        failed = {**base, "status": "failed", "duration_s": round(time.time() - started, 2)}
-        if getattr(e, "rank", None) is not None:
-            failed["rank"] = e.rank  # a worker process of a multi-process run
-        if isinstance(e, UserError):
-            failed["error"] = e.one_line()
-        elif getattr(e, "traceback_path", None):
-            failed["error"] = str(e)
-            failed["traceback"] = e.traceback_path
-        else:
-            failed["error"] = f"{type(e).__name__}: {e}"
-            (run_dir / "traceback.txt").write_text(traceback.format_exc())
-            failed["traceback"] = str(run_dir / "traceback.txt")
-        if isinstance(e, KeyboardInterrupt):
-            failed["status"] = "interrupted"
-        write_summary(summary_path, failed)
-        if multirun and isinstance(e, Exception):
-            # One failing job must not stop the sweep: it is recorded and the next job runs.
-            log.error("job failed: %s", failed["error"])
-            return failed
-        if isinstance(e, UserError):
-            # Bad input: one line, exit code 2 (SystemExit passes through Hydra without its report).
-            print(e.one_line(), file=sys.stderr)
-            raise SystemExit(EXIT_USER_ERROR) from None
-        raise
+    def write_summary(path: Path, data: dict) -> None:
+        if not is_main():
+            return
+        try:
+            write_json_atomic(path, data)
+        except OSError as e:  # e.g. the disk filled up: the earlier summary stays, saying 'running', never 'completed'
+            log.error("could not update %s: %s", path, e)
+    with stop_signals() as stop:
+        try:
+            from rlhf_lab.launch import launch
+            from rlhf_lab.run import build_run
+
+            run = build_run(cfg, run_dir, choices=dict(hc.runtime.choices), overrides=overrides, sweep_dir=sweep_dir)
+            result = launch(run)
+        except Interrupted as e:
+            write_summary(summary_path, {**base, **interrupted_fields(e), "duration_s": round(time.time() - started, 2)})
+            print(f"interrupted: {e}", file=sys.stderr)
+            stop.hand_over()  # under submitit: requeue the job, which resumes from the checkpoint
+            raise SystemExit(e.exit_code) from None
+        except BaseException as e:
+            failed = failed_fields(e, run_dir)
+            write_summary(summary_path, {**base, **failed, "duration_s": round(time.time() - started, 2)})
+            if multirun and isinstance(e, Exception):
+                # One failing job must not stop the sweep: it is recorded and the next job runs.
+                log.error("job failed: %s", failed["error"])
+                return {**base, **failed}
+            if isinstance(e, UserError):
+                # Bad input: one line, exit code 2 (SystemExit passes through Hydra without its report).
+                print(e.one_line(), file=sys.stderr)
+                raise SystemExit(EXIT_USER_ERROR) from None
+            raise
     summary = {**base, **result, "status": "completed", "duration_s": round(time.time() - started, 2)}
     write_summary(summary_path, summary)
     return summary
+
+
+def interrupted_fields(e: Interrupted) -> dict:
+    return {"status": "interrupted", "signal": e.signal_name, "checkpoint": e.checkpoint, "error": str(e)}
+
+
+def failed_fields(e: BaseException, run_dir: Path) -> dict:
+    failed = {"status": "failed"}
+    if getattr(e, "rank", None) is not None:
+        failed["rank"] = e.rank  # a worker process of a multi-process run
+    if isinstance(e, UserError):
+        failed["error"] = e.one_line()
+    elif getattr(e, "traceback_path", None):
+        failed["error"] = str(e)
+        failed["traceback"] = e.traceback_path
+    else:
+        failed["error"] = f"{type(e).__name__}: {e}"
+        (run_dir / "traceback.txt").write_text(traceback.format_exc())
+        failed["traceback"] = str(run_dir / "traceback.txt")
+    return failed
 
 
 # Summary sections an objective can name (what follows the dot depends on the algorithm's evaluation).

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from rlhf_lab.errors import UserError
+from rlhf_lab.errors import Interrupted, UserError
+from rlhf_lab.interrupts import STOP
 from rlhf_lab.ranks import under_launcher
 from rlhf_lab.run import Run
 
@@ -114,10 +115,24 @@ def check_devices(run: Run) -> None:
 def spawn_workers(run: Run) -> dict:
     check_devices(run)
     folder = write_launch_spec(run)
-    code = subprocess.run(torchrun_command(run)).returncode
+    # Its own session: a Ctrl-C in the terminal reaches this process only, which passes it on once (torchrun
+    # forwards it to the workers, which stop at a step boundary with a checkpoint).
+    child = subprocess.Popen(torchrun_command(run), start_new_session=True)
+    STOP.child = child
+    try:
+        code = child.wait()
+    finally:
+        STOP.child = None
     result = folder / RESULT_FILE
     if code == 0 and result.exists():
         return json.loads(result.read_text())
+    reports = [json.loads(p.read_text()) for p in folder.glob("error-rank*.json")]
+    stopped = [r for r in reports if r.get("interrupted")]
+    if stopped:
+        info = min(stopped, key=lambda r: r["rank"])["interrupted"]
+        raise Interrupted(info["signal"], info["checkpoint"], info["exit_code"])
+    if STOP.received:
+        raise Interrupted(STOP.name, None, 128 + STOP.received)
     errors = sorted(folder.glob("error-rank*.json"), key=lambda p: p.stat().st_mtime)
     if not errors:
         raise WorkerFailed(f"the worker processes exited with code {code} without reporting an error", None, None)

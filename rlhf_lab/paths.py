@@ -57,6 +57,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def write_lines_atomic(path: Path, lines: list[str]) -> None:
+    """Replace a text file with these lines, all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(line + "\n" for line in lines))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def publish_dir(tmp_dir: Path, final_dir: Path) -> None:
     """Move a completely written directory to its final name (replacing an older one)."""
     if final_dir.exists():

@@ -8,7 +8,8 @@ import time
 from rlhf_lab.algorithms.common import TrainInputs
 from rlhf_lab.data.images import has_images
 from rlhf_lab.data.load import load_splits, write_dropped
-from rlhf_lab.errors import ModelError
+from rlhf_lab.errors import Interrupted, ModelError
+from rlhf_lab.interrupts import STOP, training_phase
 from rlhf_lab.ranks import is_main
 from rlhf_lab.run import Run
 
@@ -23,10 +24,13 @@ def train(run: Run) -> dict:
     if splits.dropped and is_main():
         log.warning("dropped %d bad rows (listed in %s)", len(splits.dropped), dropped_file)
     log.info("data: %d training rows, %d held-out rows", len(splits.train), len(splits.val))
+    note_resume(run)
 
     from transformers import set_seed
 
+    from rlhf_lab.checkpoints import install_atomic_saves
     from rlhf_lab.models.precision import resolve_bf16
+    from rlhf_lab.stop_callback import StopAtStepEnd
     from rlhf_lab.models.tuners import count_parameters
     from rlhf_lab.tracking.metrics import MetricsFile
     from rlhf_lab.tracking.output import print_result, save_final_model
@@ -41,10 +45,14 @@ def train(run: Run) -> dict:
     # Only the main process logs to dashboards: one wandb run per run, whatever the process count.
     tracker = start_tracking(run) if is_main() else Tracker()
     try:
-        metrics = MetricsFile(run.run_dir / "metrics.jsonl")
-        inputs.callbacks = [metrics, *tracker.callbacks]
+        # Resuming keeps the records up to the checkpoint's step; later ones were lost with the stopped run.
+        metrics = MetricsFile(run.run_dir / "metrics.jsonl", keep_until_step=run.resume.step if run.resume.path else None)
+        stop = StopAtStepEnd()
+        inputs.callbacks = [metrics, *tracker.callbacks, stop]
         tokenizer = inputs.tokenizer
         trainer = run.spec.load_builder()(run, inputs)
+        install_atomic_saves(trainer, run.train.save_total_limit)
+        resume_from = restore_lab_state(trainer, run)
         trainable, total = count_parameters(trainer.model)
         log.info("%s trainable of %s parameters", f"{trainable:,}", f"{total:,}")
 
@@ -55,8 +63,13 @@ def train(run: Run) -> dict:
         before = evaluation.evaluate(trainer.model) if evaluation else None
 
         t_train = time.time()
-        output = trainer.train()
+        with training_phase():
+            output = trainer.train(resume_from_checkpoint=resume_from)
         train_seconds = time.time() - t_train
+        if stop.stopped:
+            checkpoint = run.run_dir / "checkpoints" / f"checkpoint-{trainer.state.global_step}"
+            raise Interrupted(STOP.name or "SIGTERM", str(checkpoint) if checkpoint.is_dir() else None,
+                              exit_code=128 + (STOP.received or 15))
         saved = save_final_model(trainer, run)
         after = evaluation.evaluate(trainer.model) if evaluation else None
 
@@ -79,6 +92,8 @@ def train(run: Run) -> dict:
             "eval_before": before,
             "eval_after": after,
             "saved_model": str(saved),
+            "resumed_from": str(run.resume.path) if run.resume.path else None,
+            "skipped_checkpoints": [{"path": p, "reason": r} for p, r in run.resume.skipped],
             # Algorithm-specific figures (e.g. GRPO's zero-variance fractions and dynamic-sampling counts).
             **(trainer.summary_extras() if hasattr(trainer, "summary_extras") else {}),
         }
@@ -114,3 +129,32 @@ def load_inputs(run: Run, splits, bf16: bool) -> TrainInputs:
         peft_config=peft_config(run.tuner, head=run.spec.model_head, exclude=frozen_linears),
         processor=processor,
     )
+
+
+def note_resume(run: Run) -> None:
+    """Say where the run continues from and which checkpoints it passed over; resume=never sets old ones aside."""
+    from rlhf_lab.checkpoints import set_aside
+    from rlhf_lab.ranks import barrier
+
+    if is_main():
+        for path, reason in run.resume.skipped:
+            log.warning("skipping checkpoint %s: %s", path, reason)
+        if run.train.resume == "never":
+            aside = set_aside(run.run_dir)
+            if aside:
+                log.warning("train.resume=never: the earlier checkpoints of this run directory are kept in %s", aside)
+        if run.resume.path:
+            log.info("resuming from %s (step %d)", run.resume.path, run.resume.step)
+    barrier()
+
+
+def restore_lab_state(trainer, run: Run) -> str | None:
+    """The checkpoint to hand to trainer.train, after giving the algorithm's own state back to the trainer."""
+    from rlhf_lab.checkpoints import read_lab_state
+
+    if run.resume.path is None:
+        return None
+    state = read_lab_state(run.resume.path)
+    if state is not None and hasattr(trainer, "lab_restore_state"):
+        trainer.lab_restore_state(state)
+    return str(run.resume.path)

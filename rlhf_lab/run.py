@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from rlhf_lab.checkpoints import ResumePoint, resume_point
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.models.source import resolve_source
 from rlhf_lab.registry import AlgorithmSpec, get_spec
@@ -40,6 +41,8 @@ class Run:
     overrides: tuple[str, ...] = ()
     # The sweep directory when this run is one job of a multirun.
     sweep_dir: Path | None = None
+    # The checkpoint training continues from (train.resume), found before anything loads.
+    resume: ResumePoint = field(default_factory=ResumePoint)
 
     @property
     def world_size(self) -> int:
@@ -103,6 +106,7 @@ def build_run(
     for key, path in parts["algorithm"].model_paths().items():
         resolve_source(path, key=f"algorithm.{key}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    resume = resume_point(Path(run_dir), parts["train"].resume)
     return Run(
         **parts,
         spec=spec,
@@ -111,4 +115,5 @@ def build_run(
         choices=dict(choices or {}),
         overrides=tuple(overrides),
         sweep_dir=sweep_dir,
+        resume=resume,
     )

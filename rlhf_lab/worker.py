@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from rlhf_lab.errors import EXIT_USER_ERROR, UserError
+from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, UserError
+from rlhf_lab.interrupts import stop_signals
 from rlhf_lab.launch import LAUNCH_DIR, RESOLVED_FILE, RESULT_FILE
 from rlhf_lab.paths import write_json_atomic
 from rlhf_lab.ranks import is_main, rank
@@ -32,12 +33,18 @@ def main(run_dir: Path) -> int:
             typed_config(spec["config"]), run_dir, choices=spec["choices"], overrides=tuple(spec["overrides"]),
             sweep_dir=sweep_dir,
         )
-        result = train(run)
+        with stop_signals():
+            result = train(run)
         if is_main():
             write_json_atomic(folder / RESULT_FILE, result)
         return 0
     except BaseException as e:  # noqa: BLE001 - every failure is reported to the launching process
         report = {"rank": rank(), "user_error": isinstance(e, UserError), "traceback": None}
+        if isinstance(e, Interrupted):
+            report.update(error=str(e), interrupted={"signal": e.signal_name, "checkpoint": e.checkpoint,
+                                                     "exit_code": e.exit_code})
+            write_json_atomic(folder / f"error-rank{rank()}.json", report)
+            return e.exit_code
         if isinstance(e, UserError):
             report["error"] = e.one_line()
         else:

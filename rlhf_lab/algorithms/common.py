@@ -57,7 +57,8 @@ def trainer_args(run: Run, bf16: bool, vision: bool = False) -> dict:
         data_seed=t.seed,
         save_strategy="steps" if t.save_steps else "no",
         save_steps=t.save_steps or 500,
-        save_total_limit=t.save_total_limit,
+        # rlhf_lab renames complete checkpoints into place and keeps the newest save_total_limit itself.
+        save_total_limit=None,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         bf16=bf16,

@@ -111,6 +111,24 @@ class LabGRPOTrainer(GRPOTrainer):
         rows = [self.train_dataset[self._refill_rng.randrange(len(self.train_dataset))] for _ in range(groups)]
         return [dict(row) for row in rows for _ in range(self.num_generations)]
 
+    # -- resuming: rlhf_lab's own counters (TRL's sampler order, RNG states and step come from the checkpoint) --
+
+    def lab_checkpoint_state(self) -> dict:
+        version, internal, gauss = self._refill_rng.getstate()
+        return {
+            "zero_variance_history": self.zero_variance_history,
+            "resample_totals": self.resample_totals,
+            "zero_streak": self._zero_streak,
+            "refill_rng": [version, list(internal), gauss],
+        }
+
+    def lab_restore_state(self, state: dict) -> None:
+        self.zero_variance_history = list(state["zero_variance_history"])
+        self.resample_totals = dict(state["resample_totals"])
+        self._zero_streak = state["zero_streak"]
+        version, internal, gauss = state["refill_rng"]
+        self._refill_rng.setstate((version, tuple(internal), gauss))
+
     def summary_extras(self) -> dict:
         extras = {"zero_variance_fraction_per_round": [round(f, 3) for f in self.zero_variance_history]}
         if self.dynamic_sample:

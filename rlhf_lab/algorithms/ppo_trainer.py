@@ -147,12 +147,17 @@ class LabPPOTrainer(Trainer):
         stream = PromptStream(
             self.train_rows, self.rollout_size, args.seed, args.process_index, args.world_size
         )
+        self.stream = stream
         self.shuffle = torch.Generator().manual_seed(args.seed + 1 + args.process_index)
+        self.losses: list[float] = []
+        if resume_from_checkpoint:
+            self._resume(resume_from_checkpoint, model)
+            self._apply_pending_state()
 
         step_prompts = self.rollout_size * args.world_size
         self.control = self.callback_handler.on_train_begin(args, self.state, self.control)
-        losses = []
-        for _ in range(updates):
+        losses = self.losses
+        for _ in range(self.state.global_step, updates):
             self.control = self.callback_handler.on_step_begin(args, self.state, self.control)
             started = time.time()
             rollout, stats = self.rollout(stream.next_batch())
@@ -167,13 +172,54 @@ class LabPPOTrainer(Trainer):
             if step == 1 or step % args.logging_steps == 0 or step == updates:
                 stats["learning_rate"] = self.lr_scheduler.get_last_lr()[0]
                 self.log({k: round(v, 6) for k, v in stats.items()})
-            if args.save_strategy == "steps" and step % args.save_steps == 0:
+            if (args.save_strategy == "steps" and step % args.save_steps == 0) or self.control.should_save:
                 self._save_checkpoint(self.model_wrapped, trial)
                 self.control = self.callback_handler.on_save(args, self.state, self.control)
             if self.control.should_training_stop:
                 break
         self.control = self.callback_handler.on_train_end(args, self.state, self.control)
         return TrainOutput(self.state.global_step, sum(losses) / max(len(losses), 1), {})
+
+    # -- resuming ---------------------------------------------------------------------------------------------
+
+    def _resume(self, checkpoint: str, model) -> None:
+        """Weights (policy and critic), optimizer, scheduler, RNG states, step and the prompt stream of a checkpoint
+        this trainer wrote; transformers' own loaders read them (safetensors, weights-only torch.load)."""
+        unwrapped: PolicyAndValue = self.accelerator.unwrap_model(model)
+        self._load_from_checkpoint(checkpoint, model=unwrapped.policy)
+        self._load_from_checkpoint(os.path.join(checkpoint, "value_model"), model=unwrapped.value_model)
+        self._load_optimizer_and_scheduler(checkpoint)
+        self._load_rng_state(checkpoint)
+        saved = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+        for key in ("global_step", "epoch", "log_history", "total_flos"):
+            setattr(self.state, key, getattr(saved, key))
+
+    def lab_checkpoint_state(self) -> dict:
+        return {
+            "prompt_order": self.stream.order,
+            "prompt_generator": self.stream.generator.get_state().tolist(),
+            "shuffle_generator": self.shuffle.get_state().tolist(),
+            "optimizer_steps": self.optimizer_steps,
+            "update_seconds": self.update_seconds,
+            "score_history": self.score_history,
+            "losses": self.losses,
+        }
+
+    def lab_restore_state(self, state: dict) -> None:
+        self._pending_state = state  # applied once train() has built the stream and generators
+
+    def _apply_pending_state(self) -> None:
+        state = getattr(self, "_pending_state", None)
+        if state is None:
+            return
+        self.stream.order = list(state["prompt_order"])
+        self.stream.generator.set_state(torch.tensor(state["prompt_generator"], dtype=torch.uint8))
+        self.shuffle.set_state(torch.tensor(state["shuffle_generator"], dtype=torch.uint8))
+        self.optimizer_steps = state["optimizer_steps"]
+        self.update_seconds = list(state["update_seconds"])
+        self.score_history = list(state["score_history"])
+        self.losses = list(state["losses"])
+        self._pending_state = None
 
     # -- rollout ----------------------------------------------------------------------------------------------
 

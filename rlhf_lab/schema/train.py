@@ -22,10 +22,14 @@ class TrainConfig:
     # Prompt + completion tokens; longer rows are truncated.
     max_length: int = 512
     seed: int = 42
-    # Checkpoint every N steps (0 = only the final model).
-    save_steps: int = 0
-    # Keep the newest N checkpoints (null = all).
+    # Checkpoint every N optimizer steps (0 = only the final model; a stop signal still checkpoints). Each one is
+    # written under a temporary name and renamed when complete.
+    save_steps: int = 500
+    # Keep the newest N complete checkpoints (null = all).
     save_total_limit: Optional[int] = None
+    # Continue from a checkpoint: auto (the newest complete one in this run directory, if any), never (start over;
+    # earlier checkpoints are kept under another name) or the path of a checkpoint-<step> directory.
+    resume: str = "auto"
     logging_steps: int = 5
     # auto: bf16 where the hardware runs it fast (CUDA with bf16, CPUs with AMX), else fp32. Or true/false.
     bf16: Any = "auto"

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from rlhf_lab.paths import write_lines_atomic
+from rlhf_lab.ranks import is_main
+
 
 def process_start_time() -> float:
     import psutil
@@ -17,9 +20,16 @@ def process_start_time() -> float:
 
 
 class MetricsFile(TrainerCallback):
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, keep_until_step: int | None = None):
+        """keep_until_step: a resumed run keeps the records of the steps up to its checkpoint (the ones after it
+        are trained again); None starts a new file."""
         self.path = path
         self.records: list[dict] = []
+        if keep_until_step is not None and path.is_file():
+            kept = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            self.records = [r for r in kept if r.get("step", 0) <= keep_until_step]
+        if is_main():
+            write_lines_atomic(path, [json.dumps(r) for r in self.records])
         self.train_start_at: float | None = None  # seconds from process start to the start of training
         self.first_step_at: float | None = None  # ... and to the end of the first optimizer step
 
