@@ -12,6 +12,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -164,10 +165,13 @@ def install_atomic_saves(trainer, keep: int | None) -> None:
                 if state is not None:
                     write_json_atomic(staging / name / LAB_STATE, state)
                 write_manifest(staging / name, trainer.state.global_step)
-        except OSError as e:
+        except Exception as e:
+            code = os_error_code(e)
             if is_main():
                 shutil.rmtree(staging / name, ignore_errors=True)  # free what it took; nothing half-written stays
-            raise OutputError(_explain(e, root)) from e
+            if code is None:
+                raise
+            raise OutputError(_explain(code, getattr(e, "filename", None), root)) from e
         finally:
             del trainer._get_output_dir  # back to the class's method
         barrier()
@@ -180,14 +184,22 @@ def install_atomic_saves(trainer, keep: int | None) -> None:
     trainer._save_checkpoint = save_checkpoint
 
 
-def _explain(e: OSError, root: Path) -> str:
-    where = e.filename or root
-    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+def os_error_code(e: BaseException) -> int | None:
+    """The errno of a failed write: an OSError's, or the one the Rust tokenizer library puts in its message."""
+    if isinstance(e, OSError) and e.errno:
+        return e.errno
+    match = re.search(r"os error (\d+)", str(e))
+    return int(match.group(1)) if match else None
+
+
+def _explain(code: int, filename: str | None, root: Path) -> str:
+    where = filename or root
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return (
-            f"no space to write a checkpoint under {root} ({os.strerror(e.errno)} at {where}); free disk space, "
+            f"no space to write a checkpoint under {root} ({os.strerror(code)} at {where}); free disk space, "
             "keep fewer checkpoints (train.save_total_limit) or save less often (train.save_steps)"
         )
-    return f"cannot write a checkpoint under {root}: {os.strerror(e.errno) if e.errno else e} at {where}"
+    return f"cannot write a checkpoint under {root}: {os.strerror(code)} at {where}"
 
 
 def read_lab_state(path: Path) -> dict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 import sys
 import time
 import traceback
@@ -44,7 +45,7 @@ def run_job(cfg: DictConfig) -> dict:
             write_json_atomic(path, data)
         except OSError as e:  # e.g. the disk filled up: the earlier summary stays, saying 'running', never 'completed'
             log.error("could not update %s: %s", path, e)
-    with stop_signals() as stop:
+    with stop_signals() as stop, _released():
         try:
             from rlhf_lab.launch import launch
             from rlhf_lab.run import build_run
@@ -71,6 +72,27 @@ def run_job(cfg: DictConfig) -> dict:
     summary = {**base, **result, "status": "completed", "duration_s": round(time.time() - started, 2)}
     write_summary(summary_path, summary)
     return summary
+
+
+def release_job_memory() -> None:
+    """Between the jobs of a sweep (one process): drop the finished job's models, trainer and cycles now, and give
+    freed heap pages back to the system, so that memory does not grow from job to job."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+@contextmanager
+def _released():
+    try:
+        yield
+    finally:
+        release_job_memory()
 
 
 def interrupted_fields(e: Interrupted) -> dict:

@@ -93,6 +93,8 @@ def train(run: Run) -> dict:
             "eval_after": after,
             "saved_model": str(saved),
             "resumed_from": str(run.resume.path) if run.resume.path else None,
+            # This process's memory: a sweep's jobs run one after another in it (peak: since the process started).
+            **memory_fields(),
             "skipped_checkpoints": [{"path": p, "reason": r} for p, r in run.resume.skipped],
             # Algorithm-specific figures (e.g. GRPO's zero-variance fractions and dynamic-sampling counts).
             **(trainer.summary_extras() if hasattr(trainer, "summary_extras") else {}),
@@ -158,3 +160,14 @@ def restore_lab_state(trainer, run: Run) -> str | None:
     if state is not None and hasattr(trainer, "lab_restore_state"):
         trainer.lab_restore_state(state)
     return str(run.resume.path)
+
+
+def memory_fields() -> dict:
+    import resource
+
+    import psutil
+
+    return {
+        "rss_mb": round(psutil.Process().memory_info().rss / 2**20),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }

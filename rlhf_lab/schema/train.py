@@ -9,6 +9,13 @@ from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import one_of, positive
 
 
+# transformers' SchedulerType values (listed here so that checking a config imports nothing heavy).
+LR_SCHEDULERS = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
+    "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", "greedy",
+)
+
+
 @dataclass
 class TrainConfig:
     # Stop after this many optimizer steps (-1 = run num_train_epochs).
@@ -58,6 +65,9 @@ class TrainConfig:
         if self.save_total_limit is not None:
             positive("save_total_limit", self.save_total_limit)
         one_of("bf16", self.bf16, ("auto", True, False))
+        one_of("lr_scheduler_type", self.lr_scheduler_type, LR_SCHEDULERS)
+        if not self.resume.strip():
+            raise ConfigError("resume", "is empty; use auto, never or the path of a checkpoint-<step> directory")
         positive("warmup_ratio", self.warmup_ratio, allow_zero=True)
         positive("weight_decay", self.weight_decay, allow_zero=True)
         positive("max_grad_norm", self.max_grad_norm, allow_zero=True)

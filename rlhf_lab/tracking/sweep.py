@@ -40,7 +40,7 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
 
 def _flatten(summary: dict) -> dict[str, Any]:
     row: dict[str, Any] = {}
-    for key in ("train_loss", "global_steps", "seconds_per_step", "duration_s"):
+    for key in ("train_loss", "global_steps", "seconds_per_step", "duration_s", "peak_rss_mb"):
         if key in summary:
             row[key] = summary[key]
     for phase in ("eval_before", "eval_after"):
@@ -72,13 +72,14 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[str]]:
         status = summary.get("status", "unknown")
         if status == "running":  # the job died without writing its end state
             status = "died"
-        rows.append({"job": job_dir.name, "status": status, "error": summary.get("error", ""), **overrides, **metrics})
+        rows.append({"job": job_dir.name, "status": status, "error": summary.get("error", ""),
+                     "traceback": summary.get("traceback", ""), **overrides, **metrics})
     swept = [k for k in override_keys if len({str(r.get(k)) for r in rows}) > 1] or override_keys
     return rows, swept, metric_cols
 
 
 def write_tables(sweep_dir: Path, rows: list[dict], swept: list[str], metric_cols: list[str]) -> Path:
-    columns = ["job", *swept, "status", *metric_cols, "error"]
+    columns = ["job", *swept, "status", *metric_cols, "error", "traceback"]
     with (sweep_dir / "sweep_summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
