@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from rlhf_lab.config_errors import explain
-from rlhf_lab.errors import EXIT_USER_ERROR, UserError
+from rlhf_lab.errors import EXIT_USER_ERROR, UserError, print_error_line
 from rlhf_lab.paths import CONF_DIR
 from rlhf_lab.schema import register_schemas
 
@@ -32,7 +32,7 @@ def _compose_and_run(cfg: DictConfig):
         try:
             check_objective(cfg.objective)
         except UserError as e:  # SystemExit passes through Hydra without its multi-line report
-            print(e.one_line(), file=sys.stderr)
+            print_error_line(e.one_line())
             raise SystemExit(EXIT_USER_ERROR) from None
     summary = run_job(cfg)
     # A search (hparams_search=...) gets the objective's value back; a failed job gets NaN (a failed trial).
@@ -90,7 +90,7 @@ def main() -> int:
     except UserError as e:
         if user_wants_traceback:
             raise
-        print(e.one_line(), file=sys.stderr)
+        print_error_line(e.one_line())
         return EXIT_USER_ERROR
     except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
         if user_wants_traceback:

@@ -6,6 +6,8 @@ everything else is a bug or a runtime failure and is reported as a failed run.
 
 from __future__ import annotations
 
+import sys
+
 EXIT_USER_ERROR = 2
 
 
@@ -17,6 +19,18 @@ class UserError(Exception):
     def one_line(self) -> str:
         text = " ".join(str(self).split())
         return f"{self.kind}: {text}"
+
+
+def print_error_line(line: str) -> None:
+    """Print an error on stderr on a line of its own. A failure inside a training loop leaves its progress bar
+    mid-line; ending the open bars first keeps the error at the start of a line, where people and scripts look."""
+    tqdm = sys.modules.get("tqdm")  # only if something already drew bars: config-only paths stay light
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot be closed must not hide the error
+            pass
+    print(line, file=sys.stderr, flush=True)
 
 
 class ConfigError(UserError):

@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, OutputError, UserError
+from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, OutputError, UserError, print_error_line
 from rlhf_lab.interrupts import stop_signals
 from rlhf_lab.paths import write_json_atomic
 from rlhf_lab.ranks import is_main
@@ -54,7 +54,7 @@ def run_job(cfg: DictConfig) -> dict:
             result = launch(run)
         except Interrupted as e:
             write_summary(summary_path, {**base, **interrupted_fields(e), "duration_s": round(time.time() - started, 2)})
-            print(f"interrupted: {e}", file=sys.stderr)
+            print_error_line(f"interrupted: {e}")
             stop.hand_over()  # under submitit: requeue the job, which resumes from the checkpoint
             raise SystemExit(e.exit_code) from None
         except BaseException as e:
@@ -66,7 +66,7 @@ def run_job(cfg: DictConfig) -> dict:
                 return {**base, **failed}
             if isinstance(e, UserError):
                 # Bad input: one line, exit code 2 (SystemExit passes through Hydra without its report).
-                print(e.one_line(), file=sys.stderr)
+                print_error_line(e.one_line())
                 raise SystemExit(EXIT_USER_ERROR) from None
             raise
     summary = {**base, **result, "status": "completed", "duration_s": round(time.time() - started, 2)}

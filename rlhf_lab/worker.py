@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, UserError
+from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, UserError, print_error_line
 from rlhf_lab.interrupts import stop_signals
 from rlhf_lab.launch import LAUNCH_DIR, RESOLVED_FILE, RESULT_FILE
 from rlhf_lab.paths import write_json_atomic
@@ -53,7 +53,7 @@ def main(run_dir: Path) -> int:
             path.write_text(traceback.format_exc())
             report["traceback"] = str(path)
         write_json_atomic(folder / f"error-rank{rank()}.json", report)
-        print(f"rank {rank()}: {report['error']}", file=sys.stderr)
+        print_error_line(f"rank {rank()}: {report['error']}")
         return EXIT_USER_ERROR if isinstance(e, UserError) else 1
 
 
