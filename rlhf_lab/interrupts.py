@@ -64,7 +64,8 @@ class StopSignals:
     def hand_over(self) -> None:
         """After the checkpoint: let the earlier handler of the signal act (submitit's requeues and exits)."""
         handler = self.previous.get(self.received)
-        if callable(handler):
+        # Python's own SIGINT handler would only raise KeyboardInterrupt over the clean exit.
+        if callable(handler) and handler is not signal.default_int_handler:
             self.restore()
             handler(self.received, None)
 

@@ -30,6 +30,7 @@ def train(run: Run) -> dict:
 
     from rlhf_lab.checkpoints import install_atomic_saves
     from rlhf_lab.models.precision import resolve_bf16
+    from rlhf_lab.resume_intervals import CommandIntervals
     from rlhf_lab.stop_callback import StopAtStepEnd
     from rlhf_lab.models.tuners import count_parameters
     from rlhf_lab.tracking.metrics import MetricsFile
@@ -48,7 +49,7 @@ def train(run: Run) -> dict:
         # Resuming keeps the records up to the checkpoint's step; later ones were lost with the stopped run.
         metrics = MetricsFile(run.run_dir / "metrics.jsonl", keep_until_step=run.resume.step if run.resume.path else None)
         stop = StopAtStepEnd()
-        inputs.callbacks = [metrics, *tracker.callbacks, stop]
+        inputs.callbacks = [CommandIntervals(), metrics, *tracker.callbacks, stop]
         tokenizer = inputs.tokenizer
         trainer = run.spec.load_builder()(run, inputs)
         install_atomic_saves(trainer, run.train.save_total_limit)

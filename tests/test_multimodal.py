@@ -243,7 +243,9 @@ def test_vision_logps_equal_one_unpadded_sequence_at_a_time_and_depend_on_the_im
 @pytest.fixture(scope="module")
 def vision_runs(tmp_path_factory, tiny_vl_dir):
     tmp = tmp_path_factory.mktemp("vision")
-    sweep = run_cli(["-m", *VL_TINY, f"algorithm={','.join(OFFLINE)}", f"hydra.sweep.dir={tmp}/sweep"], cwd=tmp)
+    # fp32, so that a reloaded model's scores can be compared with the run's to 1e-4 (bf16 rounds at ~4e-3)
+    sweep = run_cli(["-m", *VL_TINY, f"algorithm={','.join(OFFLINE)}", "train.bf16=false", f"hydra.sweep.dir={tmp}/sweep"],
+                    cwd=tmp)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     grpo = run_cli(
         # accuracy and format are 0 for every answer of a random model; answer length varies, so GRPO learns
@@ -301,7 +303,7 @@ def test_vision_reward_model_reloads_and_scores_images_as_evaluated(vision_runs,
     from rlhf_lab.algorithms.vision import pair_collator
 
     collate = pair_collator(AutoProcessor.from_pretrained(saved), rows, PixelBounds(), run.train.max_length)
-    s = vision_scores(model, collate, 4, False)
+    s = vision_scores(model, collate, 4, False)  # fp32, as the runs evaluated
     after = read_summary(vision_runs["rm"])["eval_after"]
     assert abs(s[0::2].mean().item() - after["score_chosen"]) < 1e-4
     assert abs(s[1::2].mean().item() - after["score_rejected"]) < 1e-4

@@ -27,7 +27,8 @@ class MetricsFile(TrainerCallback):
         self.records: list[dict] = []
         if keep_until_step is not None and path.is_file():
             kept = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            self.records = [r for r in kept if r.get("step", 0) <= keep_until_step]
+            # The stopped run's end-of-training record (train_runtime, ...) described a run that did not finish.
+            self.records = [r for r in kept if r.get("step", 0) <= keep_until_step and "train_runtime" not in r]
         if is_main():
             write_lines_atomic(path, [json.dumps(r) for r in self.records])
         self.train_start_at: float | None = None  # seconds from process start to the start of training
