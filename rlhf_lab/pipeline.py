@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 
 from rlhf_lab.algorithms.common import TrainInputs
 from rlhf_lab.data.images import has_images
 from rlhf_lab.data.load import load_splits, write_dropped
-from rlhf_lab.errors import Interrupted, ModelError
+from rlhf_lab.errors import ConfigError, Interrupted, ModelError
 from rlhf_lab.interrupts import STOP, training_phase
 from rlhf_lab.ranks import is_main
 from rlhf_lab.run import Run
@@ -65,7 +66,7 @@ def train(run: Run) -> dict:
 
         t_train = time.time()
         with training_phase():
-            output = trainer.train(resume_from_checkpoint=resume_from)
+            output = train_from(trainer, resume_from)
         train_seconds = time.time() - t_train
         if stop.stopped:
             checkpoint = run.run_dir / "checkpoints" / f"checkpoint-{trainer.state.global_step}"
@@ -149,6 +150,22 @@ def note_resume(run: Run) -> None:
         if run.resume.path:
             log.info("resuming from %s (step %d)", run.resume.path, run.resume.step)
     barrier()
+
+
+def train_from(trainer, checkpoint: str | None):
+    """trainer.train, resumed from checkpoint if given. Checkpoint files are read weights-only (tensors and plain
+    containers); one that holds other objects is refused rather than unpickled, and that is the user's to fix."""
+    try:
+        return trainer.train(resume_from_checkpoint=checkpoint)
+    except pickle.UnpicklingError as e:
+        if checkpoint is None:
+            raise
+        reason = str(e).strip().splitlines()[0]
+        raise ConfigError(
+            "train.resume",
+            f"{checkpoint} holds a file that is not plain tensors, which weights-only loading refused ({reason}); "
+            "resume only from checkpoints your own runs wrote, or start over with train.resume=never",
+        ) from None
 
 
 def restore_lab_state(trainer, run: Run) -> str | None:

@@ -5,7 +5,8 @@
     python scripts/bench.py --algorithms dpo --steps 20 --out bench.json
 
 Settings (both sides): LoRA r8 on all linear layers, batch 4 x accumulation 4 (GRPO: 4 completions per step, 4
-generations of at most 64 tokens per prompt, accuracy + format rewards), max_length 128, fp32 unless --bf16. Each run is its
+generations of at most 64 tokens per prompt, accuracy + format rewards), max_length 128, in rlhf_lab's default precision
+(bf16 autocast where the hardware runs it fast, else fp32; --precision to choose). Each run is its
 own process. Reported per run: samples (pairs, labelled answers or completions) per second and tokens per second
 in training, measured between the first and the last optimizer step (the first step carries warm-up), the
 seconds from process start to the start of training and to the end of the first step, and the peak RSS; then
@@ -148,10 +149,14 @@ def main() -> None:
     parser.add_argument("--short", action="store_true", help="tiny model, small batches, a few steps")
     parser.add_argument("--algorithms", default="dpo,kto,grpo")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 12, short 3)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="both sides: auto = rlhf_lab's default (bf16 autocast where the hardware runs it fast)")
     parser.add_argument("--out", default="outputs/bench.json")
     args = parser.parse_args()
     args.steps = args.steps or (3 if args.short else 12)
+    from rlhf_lab.models.precision import resolve_bf16
+
+    args.bf16 = resolve_bf16({"auto": "auto", "fp32": False, "bf16": True}[args.precision])
     model = model_dir(args.short)
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     results = {}

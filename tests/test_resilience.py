@@ -225,10 +225,12 @@ def test_a_sweep_survives_a_crashing_job_and_memory_stays_flat(tmp_path, tiny_mo
     assert "boom in job 3" in (sweep / "2" / "traceback.txt").read_text() and crashed["traceback"].endswith("traceback.txt")
     table = (sweep / "sweep_summary.md").read_text()
     assert "RuntimeError: boom in job 3" in table and str(sweep / "2" / "traceback.txt") in table
-    # The process's peak memory after job 2 against after job 10: measured here 1262 -> 1270 MB
-    # (before jobs released their memory: 1269 -> 1297 MB, rising every job).
-    peaks = [s["peak_rss_mb"] for s in summaries if s["status"] == "completed"]
-    assert peaks[-1] - peaks[1] < 60, peaks
+    # The process's memory after job 2 against after job 10. Measured: resident 1318 -> 1339 MB, +3 MB over the
+    # last 6 jobs, with the peak flat at 1647 MB (an AVX512-BF16 machine; on another, peak 1262 -> 1270 MB, and
+    # before jobs released their memory 1269 -> 1297 MB, rising every job).
+    done = [s for s in summaries if s["status"] == "completed"]
+    resident, peaks = [s["rss_mb"] for s in done], [s["peak_rss_mb"] for s in done]
+    assert resident[-1] - resident[1] < 40 and peaks[-1] - peaks[1] < 60, (resident, peaks)
 
 
 def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path, tiny_model_dir):
@@ -251,3 +253,31 @@ def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path, tin
     log = (sweep / "0" / "rlhf_lab.log").read_text()
     assert log.index("SIGUSR2 received") < log.index(f"checkpoint {resumed} written") < log.index("Requeued job")
     assert log.index("Requeued job") < log.index(f"resuming from {resumed}")
+
+
+class _WritesMarker:
+    """Unpickling this would run code: it is what a poisoned checkpoint file could hold."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_holding_code_is_refused_not_unpickled(tmp_path, tiny_model_dir):
+    import torch
+
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "train.save_steps=1", f"hydra.run.dir={run_dir}"]
+    assert run_cli(args, cwd=tmp_path).returncode == 0
+    checkpoint = run_dir / "checkpoints" / "checkpoint-2"
+    marker = tmp_path / "code_ran"
+    torch.save({"python": _WritesMarker(marker)}, checkpoint / "rng_state.pth")
+    write_manifest(checkpoint, 2)  # complete by its manifest: only its contents are wrong
+    proc = run_cli([*SMALL, "train.max_steps=3", "train.save_steps=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert not marker.exists()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"config error: train.resume: {checkpoint} holds a file that is not plain tensors")
+    assert read_summary(run_dir)["status"] == "failed"
