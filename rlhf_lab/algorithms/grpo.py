@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from rlhf_lab.algorithms.common import TrainInputs, load_reward_model, trainer_args
+from rlhf_lab.errors import ConfigError
 from rlhf_lab.run import Run
 from rlhf_lab.schema.online import GRPOConfig
 
@@ -79,5 +80,25 @@ def build(run: Run, inputs: TrainInputs):
         args=trl_args(run, inputs.bf16),
         dynamic_sample=cfg.dynamic_sample,
         max_resample_times=cfg.max_resample_times,
+        generation_copy=use_generation_copy(run, inputs),
         **kwargs,
     )
+
+
+def use_generation_copy(run: Run, inputs: TrainInputs) -> bool:
+    """algorithm.generation_copy resolved: auto samples from a merged bf16 copy where that is faster (a CPU with
+    fast bf16, which is when bf16 is on there); the config check already refused 'on' with full tuning, vLLM,
+    DeepSpeed or FSDP."""
+    import torch
+
+    setting = run.algorithm.generation_copy
+    if setting == "off":
+        return False
+    if inputs.vision:
+        if setting == "on":
+            raise ConfigError("algorithm.generation_copy", "cannot be on with image rows; use auto or off")
+        return False
+    if setting == "on":
+        return True
+    return (inputs.bf16 and not torch.cuda.is_available() and run.tuner.name == "lora" and not run.algorithm.use_vllm
+            and run.distributed.backend in ("single", "ddp"))

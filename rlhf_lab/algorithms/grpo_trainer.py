@@ -18,8 +18,16 @@ ZERO_VARIANCE_PATIENCE = 3
 
 
 class LabGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, dynamic_sample: bool = False, max_resample_times: int = 3, image_bounds=None, **kwargs):
+    def __init__(self, *args, dynamic_sample: bool = False, max_resample_times: int = 3, image_bounds=None,
+                 generation_copy: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.generation_copy = None
+        if generation_copy:
+            from rlhf_lab.algorithms.generation_copy import GenerationCopy
+
+            self.generation_copy = GenerationCopy(self.model)
+            log.info("sampling from a merged bf16 copy of the policy, refreshed after every update "
+                     "(algorithm.generation_copy)")
         # Rows keep image references; they are decoded (within the model's pixel bounds) when prompts are generated.
         self.image_bounds = image_bounds
         self.dynamic_sample = dynamic_sample
@@ -53,7 +61,15 @@ class LabGRPOTrainer(GRPOTrainer):
         was_training = self.model.training
         self.model.eval()
         try:
-            return super()._generate_single_turn(*args, **kwargs)
+            if self.generation_copy is None:
+                return super()._generate_single_turn(*args, **kwargs)
+            self.generation_copy.refresh(self.state.global_step)
+            # TRL generates with self.model_wrapped: hand it the copy for this call.
+            wrapped, self.model_wrapped = self.model_wrapped, self.generation_copy.model
+            try:
+                return super()._generate_single_turn(*args, **kwargs)
+            finally:
+                self.model_wrapped = wrapped
         finally:
             self.model.train(was_training)
 
@@ -130,7 +146,8 @@ class LabGRPOTrainer(GRPOTrainer):
         self._refill_rng.setstate((version, tuple(internal), gauss))
 
     def summary_extras(self) -> dict:
-        extras = {"zero_variance_fraction_per_round": [round(f, 3) for f in self.zero_variance_history]}
+        extras = {"zero_variance_fraction_per_round": [round(f, 3) for f in self.zero_variance_history],
+                  "generation_copy": self.generation_copy is not None}
         if self.dynamic_sample:
             extras["dynamic_sampling"] = dict(self.resample_totals)
         return extras

@@ -75,9 +75,15 @@ class GRPOConfig(RewardOptions):
     vllm_gpu_memory_utilization: float = 0.9
     # Write each logged step's prompts, answers and rewards to the console/trackers.
     log_completions: bool = False
+    # Sample from a bf16 copy of the policy with its LoRA adapters merged in, refreshed after every update: no
+    # adapter branches and half the bytes per generated token (about 2x faster generation on a CPU with fast bf16),
+    # for half the base weights' memory. auto: on a CPU with bf16 on, LoRA, text rows, one process or ddp, no vLLM;
+    # on: wherever possible (else a config error); off: sample from the policy itself.
+    generation_copy: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        one_of("generation_copy", self.generation_copy, ("auto", "on", "off"))
         positive("num_generations", self.num_generations)
         if self.num_generations < 2:
             raise ConfigError("num_generations", "must be >= 2: advantages compare the answers of one prompt")
@@ -127,6 +133,13 @@ class GRPOConfig(RewardOptions):
                 f"answers) must be a multiple of num_generations ({self.num_generations}); change "
                 "train.per_device_train_batch_size, train.gradient_accumulation_steps or algorithm.num_generations",
             )
+        if self.generation_copy == "on":
+            why = ("it merges LoRA adapters, not tuner=full" if parts["tuner"].name != "lora" else
+                   "vLLM generates instead" if self.use_vllm else
+                   f"it needs the whole policy in each process, not distributed={parts['distributed'].backend}"
+                   if parts["distributed"].backend not in ("single", "ddp") else None)
+            if why:
+                raise ConfigError("algorithm.generation_copy", f"cannot be on: {why}; use auto or off")
         local = train.per_device_train_batch_size * train.gradient_accumulation_steps
         if self.dynamic_sample and local % self.num_generations:
             # Groups are dropped and refilled per process, so each process must hold whole groups.
