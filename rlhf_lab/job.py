@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-import sys
 import time
 import traceback
 from pathlib import Path

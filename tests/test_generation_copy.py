@@ -100,3 +100,12 @@ def test_on_where_it_cannot_work_is_a_config_error(tmp_path, override, reason):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"config error: algorithm.generation_copy: cannot be on: {reason}; use auto or off")
+
+
+def test_on_with_image_rows_is_a_config_error_before_the_model_loads(tmp_path):
+    proc = run_cli(["model=tiny_vl", "dataset=shapes", "algorithm=grpo", "algorithm.generation_copy=on",
+                    "algorithm.num_generations=2", "train.per_device_train_batch_size=2",
+                    f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "Loading weights" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "config error: algorithm.generation_copy: cannot be on with image rows; use auto or off")

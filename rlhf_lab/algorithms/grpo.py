@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from rlhf_lab.algorithms.common import TrainInputs, load_reward_model, trainer_args
-from rlhf_lab.errors import ConfigError
 from rlhf_lab.run import Run
 from rlhf_lab.schema.online import GRPOConfig
 
@@ -86,19 +85,14 @@ def build(run: Run, inputs: TrainInputs):
 
 
 def use_generation_copy(run: Run, inputs: TrainInputs) -> bool:
-    """algorithm.generation_copy resolved: auto samples from a merged bf16 copy where that is faster (a CPU with
-    fast bf16, which is when bf16 is on there); the config check already refused 'on' with full tuning, vLLM,
-    DeepSpeed or FSDP."""
+    """algorithm.generation_copy resolved: auto samples from a merged bf16 copy where it can and where that is faster
+    (a CPU with fast bf16, which is when bf16 is on there); the config check already refused 'on' where it cannot."""
     import torch
 
-    setting = run.algorithm.generation_copy
-    if setting == "off":
+    cfg: GRPOConfig = run.algorithm
+    if cfg.generation_copy == "off" or inputs.vision:  # 'on' with image rows was refused with the data
         return False
-    if inputs.vision:
-        if setting == "on":
-            raise ConfigError("algorithm.generation_copy", "cannot be on with image rows; use auto or off")
-        return False
-    if setting == "on":
+    if cfg.generation_copy == "on":
         return True
-    return (inputs.bf16 and not torch.cuda.is_available() and run.tuner.name == "lora" and not run.algorithm.use_vllm
-            and run.distributed.backend in ("single", "ddp"))
+    return (cfg.generation_copy_blocker(run.tuner.name, run.distributed.backend) is None and inputs.bf16
+            and not torch.cuda.is_available())

@@ -121,6 +121,21 @@ class GRPOConfig(RewardOptions):
         _vllm_check(self.use_vllm, self.vllm_mode)
         in_range("vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, 0.0, 1.0)
 
+    def generation_copy_blocker(self, tuner: str, backend: str) -> str | None:
+        """Why the generation copy cannot be used with this tuner and engine; None when it can."""
+        if tuner != "lora":
+            return f"it merges LoRA adapters, not tuner={tuner}"
+        if self.use_vllm:
+            return "vLLM generates instead"
+        if backend not in ("single", "ddp"):
+            return f"it needs the whole policy in each process, not distributed={backend}"
+        return None
+
+    def check_data(self, rows: list[dict]) -> None:
+        super().check_data(rows)
+        if self.generation_copy == "on" and any(r.get("images") for r in rows):
+            raise ConfigError("algorithm.generation_copy", "cannot be on with image rows; use auto or off")
+
     def check_run(self, parts: dict) -> None:
         super().check_run(parts)
         train, world = parts["train"], parts["distributed"].nproc_per_node * parts["distributed"].nnodes
@@ -133,13 +148,9 @@ class GRPOConfig(RewardOptions):
                 f"answers) must be a multiple of num_generations ({self.num_generations}); change "
                 "train.per_device_train_batch_size, train.gradient_accumulation_steps or algorithm.num_generations",
             )
-        if self.generation_copy == "on":
-            why = ("it merges LoRA adapters, not tuner=full" if parts["tuner"].name != "lora" else
-                   "vLLM generates instead" if self.use_vllm else
-                   f"it needs the whole policy in each process, not distributed={parts['distributed'].backend}"
-                   if parts["distributed"].backend not in ("single", "ddp") else None)
-            if why:
-                raise ConfigError("algorithm.generation_copy", f"cannot be on: {why}; use auto or off")
+        why = self.generation_copy_blocker(parts["tuner"].name, parts["distributed"].backend)
+        if self.generation_copy == "on" and why:
+            raise ConfigError("algorithm.generation_copy", f"cannot be on: {why}; use auto or off")
         local = train.per_device_train_batch_size * train.gradient_accumulation_steps
         if self.dynamic_sample and local % self.num_generations:
             # Groups are dropped and refilled per process, so each process must hold whole groups.
