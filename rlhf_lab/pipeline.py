@@ -52,7 +52,7 @@ def train(run: Run) -> dict:
         stop = StopAtStepEnd()
         inputs.callbacks = [CommandIntervals(), metrics, *tracker.callbacks, stop]
         tokenizer = inputs.tokenizer
-        trainer = run.spec.load_builder()(run, inputs)
+        trainer = build_trainer(run, inputs)
         install_atomic_saves(trainer, run.train.save_total_limit)
         resume_from = restore_lab_state(trainer, run)
         trainable, total = count_parameters(trainer.model)
@@ -107,6 +107,18 @@ def train(run: Run) -> dict:
         return result
     finally:
         tracker.finish()
+
+
+def build_trainer(run: Run, inputs: TrainInputs):
+    """The algorithm's trainer; under bf16 autocast a LoRA run's frozen base weights are then stored in bf16."""
+    from rlhf_lab.models.frozen_base import frozen_base_blocker, store_frozen_base_in_bf16
+
+    trainer = run.spec.load_builder()(run, inputs)
+    lora = inputs.peft_config is not None
+    if frozen_base_blocker(inputs.bf16, lora, run.distributed.backend, run.spec.merge_adapter) is None:
+        cast = store_frozen_base_in_bf16(trainer.model)
+        log.info("frozen base: %s weights stored in bf16 (autocast computes with them in bf16)", f"{cast:,}")
+    return trainer
 
 
 def load_inputs(run: Run, splits, bf16: bool) -> TrainInputs:

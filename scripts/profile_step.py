@@ -61,7 +61,7 @@ def main() -> None:
 
     from rlhf_lab.data.load import load_splits
     from rlhf_lab.models.precision import resolve_bf16
-    from rlhf_lab.pipeline import load_inputs
+    from rlhf_lab.pipeline import build_trainer, load_inputs
     from rlhf_lab.run import build_run
 
     total = args.warmup + args.steps
@@ -71,7 +71,7 @@ def main() -> None:
     set_seed(run.train.seed)
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)
     bf16 = resolve_bf16(run.train.bf16)
-    trainer = run.spec.load_builder()(run, load_inputs(run, splits, bf16))
+    trainer = build_trainer(run, load_inputs(run, splits, bf16))
 
     prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True)
     times: list[float] = []

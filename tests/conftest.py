@@ -45,12 +45,12 @@ def logged_metrics(run_dir: Path) -> set[str]:
 def build_trainer(compose, tmp_path, overrides, bf16=False):
     """The trainer a run would train with, built in-process on the tiny model (nothing trained)."""
     from rlhf_lab.data.load import load_splits
-    from rlhf_lab.pipeline import load_inputs
+    from rlhf_lab.pipeline import build_trainer as build, load_inputs
     from rlhf_lab.run import build_run
 
     run = build_run(compose(list(overrides)), tmp_path)
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)
-    return run.spec.load_builder()(run, load_inputs(run, splits, bf16))
+    return build(run, load_inputs(run, splits, bf16))
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,6 @@ class GenerationCopy:
         if step == self.refreshed_at:
             return
         for lora, target in self.layers:
-            base = lora.get_base_layer().weight
-            target.weight.copy_(base + lora.get_delta_weight(self.adapter).to(base.dtype))
+            # Added at the adapter's precision and rounded once, whether the frozen base is stored in fp32 or bf16.
+            target.weight.copy_(lora.get_base_layer().weight + lora.get_delta_weight(self.adapter))
         self.refreshed_at = step
