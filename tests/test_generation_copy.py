@@ -109,3 +109,13 @@ def test_on_with_image_rows_is_a_config_error_before_the_model_loads(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "Loading weights" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         "config error: algorithm.generation_copy: cannot be on with image rows; use auto or off")
+
+
+def test_the_copy_draws_its_samples_without_multinomial(compose, tmp_path, tiny_model_dir, monkeypatch):
+    trainer = build_trainer(compose, tmp_path, [*GRPO, "algorithm.generation_copy=on", "train.max_steps=1"])
+    calls = []
+    multinomial = torch.multinomial
+    monkeypatch.setattr(torch, "multinomial", lambda *a, **k: calls.append(1) or multinomial(*a, **k))
+    trainer.train()
+    assert trainer.state.global_step == 1 and trainer.state.log_history[0]["num_tokens"] > 0
+    assert calls == []  # drawn by inverse CDF (tests/test_fast_sampling.py checks its distribution)

@@ -4,13 +4,18 @@ Generating token by token reads every weight once per token: merged weights skip
 small operators per layer and token) and bf16 halves the bytes read. The copy is refreshed from the policy (base
 weight + the adapter's delta, rounded to bf16) whenever the policy has changed; the loss is still computed by the
 policy itself, so only the sampling distribution carries the bf16 rounding.
+
+The copy draws sampled tokens by inverse CDF (fast_sampling), a tenth of a token's time cheaper than multinomial.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
+
+from rlhf_lab.algorithms import fast_sampling
 
 
 class GenerationCopy:
@@ -23,6 +28,7 @@ class GenerationCopy:
         for module in self.model.modules():
             # A forward bound on the instance (by a trainer or wrapper) would still run the policy's own module.
             module.__dict__.pop("forward", None)
+        self.model.generate = functools.partial(fast_sampling.generate, self.model)
         self.layers = [
             (layer, self.model.get_submodule(name))
             for name, layer in policy.get_base_model().named_modules()
