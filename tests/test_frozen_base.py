@@ -102,3 +102,37 @@ def test_bf16_base_weights_compute_exactly_what_autocast_computes_from_fp32_ones
     # Without autocast the model would mix dtypes: the bf16 storage is only for runs under autocast.
     with pytest.raises(RuntimeError):
         stored(input_ids=ids)
+
+
+MAPPED = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from conftest import TINY, build_trainer
+from hydra import compose as hydra_compose, initialize_config_dir
+from rlhf_lab.schema import register_schemas
+
+register_schemas()
+with initialize_config_dir({conf!r}, version_base="1.3"):
+    cfg = lambda o: hydra_compose("config", overrides=o)
+    trainer = build_trainer(cfg, Path({tmp!r}), [*TINY, "algorithm=dpo", "logger=none"], bf16={bf16})
+maps = [line.split()[-1] for line in open("/proc/self/smaps") if line.rstrip().endswith(".safetensors")]
+print("MAPPED" if any(m.startswith({model!r}) for m in maps) else "RELEASED")
+"""
+
+
+@pytest.mark.parametrize("bf16, expected", [(True, "RELEASED"), (False, "MAPPED")])
+def test_storing_the_base_in_bf16_releases_the_memory_mapped_checkpoint(tmp_path, tiny_model_dir, bf16, expected):
+    # While any tensor points into the mapped checkpoint, the whole map stays resident, fp32 pages of the cast
+    # weights included (on SmolLM2 after one DPO pass: 2658 MB RSS kept, 2238 MB released).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import CONF_DIR, ROOT
+
+    code = MAPPED.format(tests=str(ROOT / "tests"), conf=CONF_DIR, tmp=str(tmp_path), bf16=bf16,
+                         model=str(Path(tiny_model_dir).resolve()))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == expected

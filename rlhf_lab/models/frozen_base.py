@@ -5,6 +5,9 @@ frozen base is re-cast at every policy, reference and generation pass (a sixth o
 SmolLM2). Storing those weights in bf16 gives the very numbers autocast computes from the fp32 ones (autocast rounds
 them the same way) and halves their memory. Embeddings, norms and the adapters stay fp32, and so does any weight
 shared with another module (a tied output head feeds the fp32 residual stream through the embedding).
+
+transformers memory-maps the checkpoint: the map stays resident as long as one tensor points into it, fp32 pages of
+the cast weights included. The other frozen parameters are therefore copied out of it, which releases the map.
 """
 
 from __future__ import annotations
@@ -44,4 +47,8 @@ def store_frozen_base_in_bf16(model) -> int:
                 continue
             param.data = param.data.to(torch.bfloat16)
             cast += param.numel()
+    if cast:
+        for param in model.parameters():
+            if not param.requires_grad and param.dtype == torch.float32:
+                param.data = param.data.clone()
     return cast
