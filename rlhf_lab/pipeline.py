@@ -111,12 +111,14 @@ def train(run: Run) -> dict:
 
 def build_trainer(run: Run, inputs: TrainInputs):
     """The algorithm's trainer; under bf16 autocast a LoRA run's frozen base weights are then stored in bf16."""
-    from rlhf_lab.models.frozen_base import frozen_base_blocker, store_frozen_base_in_bf16
+    from rlhf_lab.models.frozen_base import frozen_base_blocker, generate_under_autocast, store_frozen_base_in_bf16
 
     trainer = run.spec.load_builder()(run, inputs)
     lora = inputs.peft_config is not None
     if frozen_base_blocker(inputs.bf16, lora, run.distributed.backend, run.spec.merge_adapter) is None:
         cast = store_frozen_base_in_bf16(trainer.model)
+        if hasattr(trainer.model, "generate"):  # PPO's policy-and-value pair samples inside its own autocast
+            generate_under_autocast(trainer.model, trainer.accelerator.autocast)
         log.info("frozen base: %s weights stored in bf16 (autocast computes with them in bf16)", f"{cast:,}")
     return trainer
 

@@ -1,6 +1,6 @@
 """LoRA under bf16 autocast stores the frozen base Linear weights in bf16: the same numbers, half the bytes."""
 
-import copy
+import math
 
 import pytest
 import torch
@@ -136,3 +136,17 @@ def test_storing_the_base_in_bf16_releases_the_memory_mapped_checkpoint(tmp_path
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == expected
+
+
+@pytest.mark.parametrize("overrides", [
+    # TRL generates outside the training step's autocast here: GRPO without its copy, GKD's on-policy answers.
+    ["algorithm=grpo", "dataset=arith_math", "algorithm.generation_copy=off", "train.per_device_train_batch_size=4",
+     "algorithm.num_generations=2", "algorithm.max_completion_length=8"],
+    ["algorithm=gkd", "algorithm.teacher_model=tiny", "dataset=arith_chat", "algorithm.max_completion_length=8",
+     "algorithm.lmbda=1"],
+], ids=["grpo-without-copy", "gkd-on-policy"])
+def test_generating_with_the_bf16_base_runs_under_autocast(compose, tmp_path, tiny_model_dir, overrides):
+    trainer = build_trainer(compose, tmp_path, [*TINY, *overrides, "train.max_steps=1"], bf16=True)
+    assert dtypes(trainer.model)["base"] == {torch.bfloat16}
+    trainer.train()
+    assert trainer.state.global_step == 1 and math.isfinite(trainer.state.log_history[0]["loss"])

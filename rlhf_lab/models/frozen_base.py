@@ -12,6 +12,7 @@ the cast weights included. The other frozen parameters are therefore copied out 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 
 
@@ -52,3 +53,17 @@ def store_frozen_base_in_bf16(model) -> int:
             if not param.requires_grad and param.dtype == torch.float32:
                 param.data = param.data.clone()
     return cast
+
+
+def generate_under_autocast(model, autocast) -> None:
+    """Make model.generate run under `autocast` (a context manager factory): TRL's trainers generate outside the
+    training step's autocast (GRPO without its generation copy, GKD's on-policy answers), where bf16 base weights
+    would meet fp32 activations."""
+    generate = model.generate
+
+    @functools.wraps(generate)
+    def under_autocast(*args, **kwargs):
+        with autocast():
+            return generate(*args, **kwargs)
+
+    model.generate = under_autocast
