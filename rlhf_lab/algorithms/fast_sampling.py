@@ -37,8 +37,10 @@ class InverseCdfDraw(LogitsProcessor):
 
 
 def sampling_warpers(config) -> list | None:
-    """transformers' sampling warpers for a one-beam sampling config, in its order; None where the config asks for
-    more than temperature, top-k, top-p and min-p (transformers then samples itself)."""
+    """transformers' sampling warpers for a one-beam sampling config, in its order; None where the config does not
+    sample or asks for more than temperature, top-k, top-p and min-p (transformers then generates itself)."""
+    if config is None or not config.do_sample:
+        return None
     if config.num_beams not in (None, 1) or config.top_h is not None or config.watermarking_config is not None:
         return None
     if (config.typical_p is not None and config.typical_p < 1.0) or config.renormalize_logits:
@@ -59,8 +61,7 @@ def sampling_warpers(config) -> list | None:
 
 def generate(model, *args, generation_config=None, logits_processor=None, **kwargs):
     """model.generate, drawing sampled tokens by inverse CDF (see the module's note); anything else unchanged."""
-    warpers = sampling_warpers(generation_config) if generation_config is not None and generation_config.do_sample \
-        else None
+    warpers = sampling_warpers(generation_config)
     if warpers is None:
         return type(model).generate(model, *args, generation_config=generation_config,
                                     logits_processor=logits_processor, **kwargs)

@@ -15,12 +15,14 @@ from __future__ import annotations
 import functools
 from collections import Counter
 
+from rlhf_lab.schema.distributed import WHOLE_MODEL_BACKENDS
+
 
 def frozen_base_blocker(bf16: bool, lora: bool, backend: str, merges_adapter: bool) -> str | None:
     """Why the base must keep its loaded dtype in this run, or None where bf16 storage is exact."""
     if not (bf16 and lora):
         return "only LoRA runs under bf16 autocast compute with bf16 base weights"
-    if backend not in ("single", "ddp"):
+    if backend not in WHOLE_MODEL_BACKENDS:
         return "DeepSpeed and FSDP keep the weights in the dtype they manage themselves"
     if merges_adapter:
         # The merged model is saved: its base weights must be the loaded ones, not their bf16 rounding.

@@ -15,6 +15,11 @@ from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import one_of, positive
 
 
+# Engines that leave every process the whole model, in the dtype it was loaded in (DeepSpeed and FSDP shard it and
+# manage its dtype themselves).
+WHOLE_MODEL_BACKENDS = ("single", "ddp")
+
+
 @dataclass
 class DistributedConfig:
     backend: str = MISSING

@@ -14,6 +14,7 @@ from omegaconf import MISSING
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.algorithm import AlgorithmConfig
 from rlhf_lab.schema.checks import in_range, one_of, positive
+from rlhf_lab.schema.distributed import WHOLE_MODEL_BACKENDS
 from rlhf_lab.schema.rewards import RewardOptions, row_error
 
 # Every policy loss TRL 1.16's GRPOTrainer implements.
@@ -127,7 +128,7 @@ class GRPOConfig(RewardOptions):
             return f"it merges LoRA adapters, not tuner={tuner}"
         if self.use_vllm:
             return "vLLM generates instead"
-        if backend not in ("single", "ddp"):
+        if backend not in WHOLE_MODEL_BACKENDS:
             return f"it needs the whole policy in each process, not distributed={backend}"
         return None
 
