@@ -144,7 +144,9 @@ def load_inputs(run: Run, splits, bf16: bool) -> TrainInputs:
         tokenizer=tokenizer,
         splits=splits,
         bf16=bf16,
-        peft_config=peft_config(run.tuner, head=run.spec.model_head, exclude=frozen_linears),
+        peft_config=peft_config(
+            run.tuner, run.algorithm.disable_dropout, head=run.spec.model_head, exclude=frozen_linears
+        ),
         processor=processor,
     )
 

@@ -89,7 +89,7 @@ def build_trainer(compose, tmp_path, overrides):
         tokenizer=load_tokenizer(run.model),
         splits=load_splits(run.dataset, run.spec.data_format, 0),
         bf16=False,
-        peft_config=peft_config(run.tuner, head=run.spec.model_head),
+        peft_config=peft_config(run.tuner, run.algorithm.disable_dropout, head=run.spec.model_head),
     )
     return run.spec.load_builder()(run, inputs)
 

@@ -71,6 +71,7 @@ def trainer_args(run: Run, bf16: bool, vision: bool = False) -> dict:
         report_to="none",
         dataset_num_proc=t.dataset_num_proc,
         dataloader_num_workers=0,
+        disable_dropout=run.algorithm.disable_dropout,
         **engine_args(run.distributed),
         **columns,
     )

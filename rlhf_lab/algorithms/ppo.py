@@ -57,7 +57,7 @@ def build(run: Run, inputs: TrainInputs):
 
     value_model = load_critic(run, inputs)
     if lora:
-        value_model = get_peft_model(value_model, peft_config(run.tuner, head="reward"))
+        value_model = get_peft_model(value_model, peft_config(run.tuner, run.algorithm.disable_dropout, head="reward"))
     for model in (policy, value_model):
         disable_dropout(model)
     if run.train.gradient_checkpointing:
@@ -77,7 +77,8 @@ def build(run: Run, inputs: TrainInputs):
         else:
             reward_model, reward_tokenizer = load_reward_model(run, inputs.bf16)
     args = trainer_args(run, inputs.bf16)
-    del args["dataset_num_proc"]
+    # Plain TrainingArguments: no dataset preparation; PPO switches dropout off itself (its schema requires it).
+    del args["dataset_num_proc"], args["disable_dropout"]
     training_args = TrainingArguments(**args)
     scorer = RewardScorer(
         build_rewards(cfg),

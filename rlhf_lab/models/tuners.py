@@ -9,9 +9,10 @@ from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig, TunerConfig
 TASK_TYPES = {"causal_lm": "CAUSAL_LM", "reward": "SEQ_CLS"}
 
 
-def peft_config(cfg: TunerConfig, head: str = "causal_lm", exclude: list[str] | None = None):
-    """The peft config handed to the trainer (None for full tuning). `exclude`: modules that get no adapter
-    (the frozen vision parts of a vision-language model).
+def peft_config(cfg: TunerConfig, disable_dropout: bool, head: str = "causal_lm", exclude: list[str] | None = None):
+    """The peft config handed to the trainer (None for full tuning). `disable_dropout`: the algorithm's (the
+    adapter then has none); `exclude`: modules that get no adapter (the frozen vision parts of a vision-language
+    model).
 
     The trainer wraps the model itself, so that the reference is the adapter-disabled base: one copy of
     the base weights and no second adapter.
@@ -23,7 +24,7 @@ def peft_config(cfg: TunerConfig, head: str = "causal_lm", exclude: list[str] | 
         return LoraConfig(
             r=cfg.r,
             lora_alpha=cfg.alpha,
-            lora_dropout=cfg.dropout,
+            lora_dropout=cfg.lora_dropout(disable_dropout),
             target_modules=target,
             modules_to_save=list(cfg.modules_to_save) if cfg.modules_to_save else None,
             exclude_modules=list(exclude) if exclude else None,

@@ -23,6 +23,9 @@ LABEL_SMOOTHING_LOSSES = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired"
 class AlgorithmConfig:
     # Registry key: which builder turns the run into a trainer.
     name: str = MISSING
+    # Switch off every dropout of the model, LoRA's included (TRL's and ms-swift's default for all but GRPO):
+    # the preference losses compare log-probs of the same tokens under the policy and the reference.
+    disable_dropout: bool = True
 
     def model_paths(self) -> dict[str, str]:
         """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""

@@ -39,6 +39,8 @@ class GRPOConfig(RewardOptions):
     functions, and push up the answers that beat their group's mean."""
 
     name: str = "grpo"
+    # GRPO trains with dropout unless asked (TRL's default); answers are always sampled without it.
+    disable_dropout: bool = False
     # Answers sampled per prompt (the group). The global batch must be a multiple of it.
     num_generations: int = 8
     temperature: float = 0.9

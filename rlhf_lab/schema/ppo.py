@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import in_range, one_of, positive
 from rlhf_lab.schema.rewards import RewardOptions
 
@@ -49,6 +50,12 @@ class PPOConfig(RewardOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not self.disable_dropout:
+            raise ConfigError(
+                "disable_dropout",
+                "must stay true for PPO: its ratios and values compare passes over the same tokens, which dropout "
+                "would perturb (TRL's PPO runs without dropout too)",
+            )
         positive("num_ppo_epochs", self.num_ppo_epochs)
         positive("num_mini_batches", self.num_mini_batches)
         positive("kl_coef", self.kl_coef, allow_zero=True)

@@ -9,6 +9,9 @@ from omegaconf import MISSING
 
 from rlhf_lab.schema.checks import in_range, positive, str_or_list
 
+# LoRA dropout where the algorithm trains with dropout (ms-swift's lora_dropout default).
+LORA_DROPOUT = 0.05
+
 
 @dataclass
 class TunerConfig:
@@ -26,7 +29,9 @@ class LoraTunerConfig(TunerConfig):
     r: int = 8
     # Scaling numerator: the update is scaled by alpha / r.
     alpha: int = 32
-    dropout: float = 0.05
+    # Dropout on the adapter's input; null = 0.05 where the algorithm trains with dropout, none where it
+    # switches dropout off (algorithm.disable_dropout). A value with disable_dropout=true is refused: it would do nothing.
+    dropout: Optional[float] = None
     # all-linear, or a list of module names (q_proj, v_proj, ...).
     target_modules: Any = "all-linear"
     # Extra modules trained in full and saved with the adapter (e.g. [embed_tokens, lm_head]).
@@ -35,8 +40,15 @@ class LoraTunerConfig(TunerConfig):
     def __post_init__(self) -> None:
         positive("r", self.r)
         positive("alpha", self.alpha)
-        in_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        if self.dropout is not None:
+            in_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
         str_or_list("target_modules", self.target_modules)
+
+    def lora_dropout(self, disable_dropout: bool) -> float:
+        """The adapter's dropout under the algorithm's disable_dropout."""
+        if self.dropout is not None:
+            return self.dropout
+        return 0.0 if disable_dropout else LORA_DROPOUT
 
 
 @dataclass
