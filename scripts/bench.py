@@ -11,6 +11,13 @@ own process. Reported per run: samples (pairs, labelled answers or completions) 
 in training, measured between the first and the last optimizer step (the first step carries warm-up), the
 seconds from process start to the start of training and to the end of the first step, and the peak RSS; then
 rlhf_lab / plain TRL. The table is printed and everything goes to the JSON file.
+
+    python scripts/bench.py --swift-python /path/to/venv/bin/python
+
+adds a third side: ms-swift's `swift rlhf` at the same settings and on the same data files, run with the Python of
+an environment where ms-swift is installed (it pins older TRL and transformers, so it lives in its own venv; GRPO's
+accuracy reward needs math_verify there too). ms-swift keeps its own defaults otherwise (gradient checkpointing on).
+It logs no token counts, so its tokens/s is empty.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -115,6 +123,70 @@ def plain_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dic
             "peak_rss_mb": round(rss)}
 
 
+SWIFT_TYPES = {"dpo": "dpo", "kto": "kto", "grpo": "grpo"}
+
+
+def swift_command(python: str, algorithm: str, model: str, s: dict, out_dir: Path) -> list[str]:
+    """`swift rlhf` at the bench's settings, on the bundled data file (ms-swift's own format)."""
+    from rlhf_lab.paths import resolve_data_path
+
+    data = resolve_data_path(f"pkg://rlhf_lab/demo_data/{DATASETS[algorithm]}/train.jsonl")
+    cmd = [
+        python, "-m", "swift.cli.rlhf", "--rlhf_type", SWIFT_TYPES[algorithm], "--model", model,
+        # SmolLM2 (and the tiny model) are Llama checkpoints with a ChatML template; ms-swift cannot tell them apart
+        # from other Llama types on its own.
+        "--model_type", "llama", "--template", "chatml", "--dataset", str(data), "--split_dataset_ratio", "0",
+        "--tuner_type", "lora", "--lora_rank", str(s["lora_r"]), "--lora_alpha", "32", "--target_modules", "all-linear",
+        "--per_device_train_batch_size", str(s["batch"]), "--gradient_accumulation_steps", str(s["accumulation"]),
+        "--max_length", str(s["max_length"]), "--max_steps", str(s["steps"]), "--learning_rate", "5e-4",
+        "--logging_steps", "1", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
+        "--dataloader_num_workers", "0", "--dataset_num_proc", "1", "--output_dir", str(out_dir),
+        # The same precision as the other sides: fp32 weights, bf16 autocast when s["bf16"].
+        "--torch_dtype", "float32", "--bf16", str(s["bf16"]).lower(), "--fp16", "false",
+    ]
+    if algorithm == "grpo":
+        cmd += ["--reward_funcs", "accuracy", "format", "--num_generations", str(s["num_generations"]),
+                "--max_completion_length", str(s["max_completion_length"]), "--temperature", "1.0",
+                "--use_vllm", "false"]
+    import torch
+
+    return cmd if torch.cuda.is_available() else [*cmd, "--use_cpu", "true"]
+
+
+def swift_elapsed(log: Path) -> list[float]:
+    """Seconds from the start of training to the end of each logged step: ms-swift logs train_speed(s/it) as the
+    elapsed time over the steps done, at full precision (its elapsed_time is rounded to the second)."""
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    steps = [r for r in records if "loss" in r and "train_speed(s/it)" in r]
+    return [r["train_speed(s/it)"] * int(r["global_step/max_steps"].split("/")[0]) for r in steps]
+
+
+def swift_run(python: str, algorithm: str, model: str, s: dict, work: Path, env: dict) -> dict:
+    out_dir = work / f"swift-{algorithm}"
+    cmd = swift_command(python, algorithm, model, s, out_dir)
+    first_line_at: list[float] = []
+    done = threading.Event()
+
+    def watch(started: float) -> None:
+        # The first step's line in logging.jsonl marks the end of the first step (ms-swift logs no wall clock).
+        while not done.wait(0.1):
+            if any(p.stat().st_size for p in out_dir.glob("v*/logging.jsonl")):
+                first_line_at.append(time.time() - started)
+                return
+
+    watcher = threading.Thread(target=watch, args=(time.time(),), daemon=True)
+    watcher.start()
+    code, rss, tail = run_measured(cmd, work, env)
+    done.set()
+    logs = sorted(out_dir.glob("v*/logging.jsonl"))
+    if code != 0 or not logs or not first_line_at:
+        return {"error": tail.strip().splitlines()[-1] if tail.strip() else f"exit {code}, no steps logged"}
+    elapsed = swift_elapsed(logs[-1])
+    out = rates(elapsed, [], samples_per_step(algorithm, s))
+    return {**out, "train_start_at_s": round(first_line_at[0] - elapsed[0], 2),
+            "first_step_at_s": round(first_line_at[0], 2), "peak_rss_mb": round(rss)}
+
+
 def model_dir(short: bool) -> str:
     from rlhf_lab.models.load import local_checkpoint
     from rlhf_lab.models.source import resolve_source
@@ -131,7 +203,9 @@ def table(results: dict) -> str:
     lines = ["| algorithm | side | samples/s | tokens/s | s/step | training starts (s) | first step (s) | peak RSS (MB) |",
              "|---|---|---|---|---|---|---|---|"]
     for algorithm, sides in results.items():
-        for side in ("rlhf_lab", "plain_trl"):
+        for side in ("rlhf_lab", "plain_trl", "ms_swift"):
+            if side not in sides:
+                continue
             r = sides[side]
             if "error" in r:
                 lines.append(f"| {algorithm} | {side} | error: {r['error'][:60]} | | | | | |")
@@ -141,6 +215,8 @@ def table(results: dict) -> str:
                          f"{r['peak_rss_mb']} |")
         lines.append(f"| {algorithm} | rlhf_lab / TRL | {sides['ratio']['samples_per_s']} | "
                      f"{sides['ratio']['tokens_per_s']} | | | | |")
+        if "ms_swift" in sides:
+            lines.append(f"| {algorithm} | rlhf_lab / ms-swift | {sides['ratio_ms_swift']['samples_per_s']} | | | | | |")
     return "\n".join(lines)
 
 
@@ -152,6 +228,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="both sides: auto = rlhf_lab's default (bf16 autocast where the hardware runs it fast)")
     parser.add_argument("--out", default="outputs/bench.json")
+    parser.add_argument("--swift-python", default=None,
+                        help="also run ms-swift's `swift rlhf` with this Python (an environment with ms-swift installed)")
     args = parser.parse_args()
     args.steps = args.steps or (3 if args.short else 12)
     from rlhf_lab.models.precision import resolve_bf16
@@ -172,15 +250,20 @@ def main() -> None:
                 "plain_trl": plain,
                 "ratio": {k: ratio(lab.get(k), plain.get(k)) for k in ("samples_per_s", "tokens_per_s")},
                 "settings": s,
-                "wall_s": round(time.time() - started, 1),
             }
+            if args.swift_python:
+                swift = swift_run(args.swift_python, algorithm, model, s, work, env)
+                results[algorithm]["ms_swift"] = swift
+                results[algorithm]["ratio_ms_swift"] = {"samples_per_s": ratio(lab.get("samples_per_s"),
+                                                                               swift.get("samples_per_s"))}
+            results[algorithm]["wall_s"] = round(time.time() - started, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     common = {k: v for k, v in settings(args, "dpo").items() if k != "accumulation"}
     out.write_text(json.dumps({"settings": {**common, "model": model}, "results": results}, indent=2) + "\n")
     print(table(results))
     print(f"written to {out}")
-    if any("error" in r[side] for r in results.values() for side in ("rlhf_lab", "plain_trl")):
+    if any("error" in r[side] for r in results.values() for side in ("rlhf_lab", "plain_trl", "ms_swift") if side in r):
         sys.exit(1)
 
 
