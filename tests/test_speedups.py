@@ -4,6 +4,7 @@ from contextlib import contextmanager, nullcontext
 
 import pytest
 import torch
+from unittest.mock import patch
 
 from conftest import TINY, build_trainer
 from rlhf_lab.algorithms.shared_prompt import CHOSEN, PAD, PROMPT, REJECTED, pack_pairs
@@ -134,6 +135,51 @@ def test_fast_dpo_in_bf16_autocast_stays_within_bf16_rounding_of_plain_fp32(comp
     cosines = [torch.nn.functional.cosine_similarity(fast[1][n].flatten(), plain[1][n].flatten(), dim=0).item()
                for n in plain[1]]
     assert min(cosines) > 0.9
+
+
+def kto_first_step(compose, tmp_path, plain: bool):
+    """Loss, gradients and KTO metrics of the first batch, the policy moved off its reference; plain: TRL's layout
+    (the LM head over every position)."""
+    torch.manual_seed(0)
+    trainer = build_trainer(compose, tmp_path, [*TINY, "algorithm=kto", "dataset=arith_kto",
+                                                "train.per_device_train_batch_size=4"])
+    batch = next(iter(trainer.get_train_dataloader()))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in trainer.model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=gen) * (0.5 if "lora_B" in name else 0.02))
+    trainer.model.train()
+    import trl.trainer.utils as trl_utils
+
+    head_rows, apply = [], trl_utils._ChunkedLogProbFunction.apply
+
+    def counted(hidden, *args):
+        head_rows.append(hidden.shape[0])
+        return apply(hidden, *args)
+
+    with trl_layout() if plain else nullcontext(), patch.object(trl_utils._ChunkedLogProbFunction, "apply", counted):
+        loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+    answers = int(batch["completion_mask"].sum() + batch["KL_completion_mask"].sum())
+    return loss.item(), grads, {k: v[-1] for k, v in trainer._metrics["train"].items()}, sum(head_rows), answers
+
+
+def test_kto_scoring_only_answers_learns_what_every_position_learns(compose, tmp_path, tiny_model_dir):
+    fast = kto_first_step(compose, tmp_path / "fast", plain=False)
+    plain = kto_first_step(compose, tmp_path / "plain", plain=True)
+    # The same positions' log-probs from the same hidden states, in fp32 chunks of another shape: measured
+    # differences are at the last float bit; the bounds are those of the DPO comparison above.
+    assert fast[0] == pytest.approx(plain[0], rel=1e-5, abs=1e-6)
+    assert fast[1].keys() == plain[1].keys() and fast[1]
+    for name in plain[1]:
+        torch.testing.assert_close(fast[1][name], plain[1][name], rtol=1e-4, atol=2e-5, msg=name)
+    assert fast[2]["kl"] == pytest.approx(plain[2]["kl"], rel=1e-4, abs=1e-6)
+    assert fast[2]["logps/chosen"] == pytest.approx(plain[2]["logps/chosen"], rel=1e-5)
+    # Four passes (policy and reference, over answers and KL answers): the head saw each answer token twice, and
+    # nothing else; TRL's layout projects every position (here 3.2x as many).
+    assert fast[3] == 2 * fast[4] < plain[3] / 3
 
 
 # ---- GRPO: samples from the policy without dropout, scores only the answer positions ----

@@ -26,9 +26,12 @@ def build(run: Run, inputs: TrainInputs):
     from trl import KTOConfig as TRLKTOConfig
     from trl import KTOTrainer
 
+    from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
 
     cfg: KTOConfig = run.algorithm
+    # KTO's four passes (policy and reference, answer and KL answer) score only the answer, a third of a row here.
+    score_only_labelled_positions()
     rows = shuffled(inputs.splits.train, run.train.seed)
     args = TRLKTOConfig(
         **trainer_args(run, inputs.bf16, inputs.vision),
