@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = {"dpo": "arith_pairs", "kto": "arith_kto", "grpo": "arith_math"}
 FORMATS = {"dpo": "pairs", "kto": "kto", "grpo": "prompts"}
+SIDES = ("rlhf_lab", "plain_trl", "ms_swift")
 
 
 def settings(args, algorithm: str) -> dict:
@@ -95,13 +96,18 @@ def samples_per_step(algorithm: str, s: dict) -> int:
     return s["batch"] * s["accumulation"]  # pairs (DPO), labelled answers (KTO), completions (GRPO)
 
 
+def bundled_train_file(algorithm: str):
+    """The bundled training file of an algorithm's dataset (in ms-swift's format)."""
+    from rlhf_lab.paths import resolve_data_path
+
+    return resolve_data_path(f"pkg://rlhf_lab/demo_data/{DATASETS[algorithm]}/train.jsonl")
+
+
 def trl_rows(algorithm: str) -> list[dict]:
     """The bundled dataset in TRL's own format (rlhf_lab's reader does the ms-swift conversion once)."""
     from rlhf_lab.data.load import load_file
-    from rlhf_lab.paths import resolve_data_path
 
-    rows = load_file(resolve_data_path(f"pkg://rlhf_lab/demo_data/{DATASETS[algorithm]}/train.jsonl"),
-                     FORMATS[algorithm], lenient=False, dropped=[])
+    rows = load_file(bundled_train_file(algorithm), FORMATS[algorithm], lenient=False, dropped=[])
     keys = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),
             "grpo": ("prompt", "solution")}[algorithm]
     return [{k: r[k] for k in keys} for r in rows]
@@ -123,19 +129,15 @@ def plain_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dic
             "peak_rss_mb": round(rss)}
 
 
-SWIFT_TYPES = {"dpo": "dpo", "kto": "kto", "grpo": "grpo"}
-
-
 def swift_command(python: str, algorithm: str, model: str, s: dict, out_dir: Path) -> list[str]:
-    """`swift rlhf` at the bench's settings, on the bundled data file (ms-swift's own format)."""
-    from rlhf_lab.paths import resolve_data_path
-
-    data = resolve_data_path(f"pkg://rlhf_lab/demo_data/{DATASETS[algorithm]}/train.jsonl")
+    """`swift rlhf` at the bench's settings, on the bundled data file; ms-swift's rlhf_type names are the bench's
+    algorithm names."""
     cmd = [
-        python, "-m", "swift.cli.rlhf", "--rlhf_type", SWIFT_TYPES[algorithm], "--model", model,
+        python, "-m", "swift.cli.rlhf", "--rlhf_type", algorithm, "--model", model,
         # SmolLM2 (and the tiny model) are Llama checkpoints with a ChatML template; ms-swift cannot tell them apart
         # from other Llama types on its own.
-        "--model_type", "llama", "--template", "chatml", "--dataset", str(data), "--split_dataset_ratio", "0",
+        "--model_type", "llama", "--template", "chatml", "--dataset", str(bundled_train_file(algorithm)),
+        "--split_dataset_ratio", "0",
         "--tuner_type", "lora", "--lora_rank", str(s["lora_r"]), "--lora_alpha", "32", "--target_modules", "all-linear",
         "--per_device_train_batch_size", str(s["batch"]), "--gradient_accumulation_steps", str(s["accumulation"]),
         "--max_length", str(s["max_length"]), "--max_steps", str(s["steps"]), "--learning_rate", "5e-4",
@@ -203,9 +205,7 @@ def table(results: dict) -> str:
     lines = ["| algorithm | side | samples/s | tokens/s | s/step | training starts (s) | first step (s) | peak RSS (MB) |",
              "|---|---|---|---|---|---|---|---|"]
     for algorithm, sides in results.items():
-        for side in ("rlhf_lab", "plain_trl", "ms_swift"):
-            if side not in sides:
-                continue
+        for side in (side for side in SIDES if side in sides):
             r = sides[side]
             if "error" in r:
                 lines.append(f"| {algorithm} | {side} | error: {r['error'][:60]} | | | | | |")
@@ -216,7 +216,8 @@ def table(results: dict) -> str:
         lines.append(f"| {algorithm} | rlhf_lab / TRL | {sides['ratio']['samples_per_s']} | "
                      f"{sides['ratio']['tokens_per_s']} | | | | |")
         if "ms_swift" in sides:
-            lines.append(f"| {algorithm} | rlhf_lab / ms-swift | {sides['ratio_ms_swift']['samples_per_s']} | | | | | |")
+            lines.append(f"| {algorithm} | rlhf_lab / ms-swift | {sides['ratio_ms_swift']['samples_per_s']} "
+                         "| | | | | |")
     return "\n".join(lines)
 
 
@@ -229,8 +230,12 @@ def main() -> None:
                         help="both sides: auto = rlhf_lab's default (bf16 autocast where the hardware runs it fast)")
     parser.add_argument("--out", default="outputs/bench.json")
     parser.add_argument("--swift-python", default=None,
-                        help="also run ms-swift's `swift rlhf` with this Python (an environment with ms-swift installed)")
+                        help="also run ms-swift's `swift rlhf` with this Python (of an environment with ms-swift)")
     args = parser.parse_args()
+    if args.swift_python and not os.access(args.swift_python, os.X_OK):
+        print(f"bench: --swift-python {args.swift_python}: no such executable; give the python of an environment "
+              "where ms-swift is installed", file=sys.stderr)
+        sys.exit(2)
     args.steps = args.steps or (3 if args.short else 12)
     from rlhf_lab.models.precision import resolve_bf16
 
@@ -263,7 +268,7 @@ def main() -> None:
     out.write_text(json.dumps({"settings": {**common, "model": model}, "results": results}, indent=2) + "\n")
     print(table(results))
     print(f"written to {out}")
-    if any("error" in r[side] for r in results.values() for side in ("rlhf_lab", "plain_trl", "ms_swift") if side in r):
+    if any("error" in r[side] for r in results.values() for side in SIDES if side in r):
         sys.exit(1)
 
 

@@ -3,6 +3,8 @@
 import importlib.util
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -74,3 +76,13 @@ def test_swift_command_carries_the_bench_settings(bench):
     assert value["--bf16"] == "true" and value["--torch_dtype"] == "float32" and value["--lora_rank"] == "8"
     assert value["--dataset"].endswith("arith_math/train.jsonl")
     assert cmd[cmd.index("--reward_funcs") + 1:cmd.index("--reward_funcs") + 3] == ["accuracy", "format"]
+
+
+def test_a_missing_swift_python_is_one_line_before_anything_runs(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--swift-python", "/no/such/python",
+                           "--out", str(tmp_path / "b.json")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "bench: --swift-python /no/such/python: no such executable; give the python of an environment where "
+        "ms-swift is installed"]
+    assert not (tmp_path / "b.json").exists()

@@ -25,7 +25,8 @@ def adapter_dropout_rates(model) -> list[float]:
 
 
 def other_dropout_rates(model) -> list[float]:
-    return [m.p for name, m in model.named_modules() if ".lora_dropout." not in name and isinstance(m, torch.nn.Dropout)]
+    return [m.p for name, m in model.named_modules()
+            if ".lora_dropout." not in name and isinstance(m, torch.nn.Dropout)]
 
 
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))

@@ -29,8 +29,8 @@ class LoraTunerConfig(TunerConfig):
     r: int = 8
     # Scaling numerator: the update is scaled by alpha / r.
     alpha: int = 32
-    # Dropout on the adapter's input; null = 0.05 where the algorithm trains with dropout, none where it
-    # switches dropout off (algorithm.disable_dropout). A value with disable_dropout=true is refused: it would do nothing.
+    # Dropout on the adapter's input; null = 0.05 where the algorithm trains with dropout, none where it switches
+    # dropout off (algorithm.disable_dropout). A value with disable_dropout=true is refused: it would do nothing.
     dropout: Optional[float] = None
     # all-linear, or a list of module names (q_proj, v_proj, ...).
     target_modules: Any = "all-linear"
