@@ -20,7 +20,6 @@ from rlhf_lab.registry import AlgorithmSpec, get_spec
 from rlhf_lab.schema.dataset import DatasetConfig
 from rlhf_lab.schema.model import ModelConfig
 from rlhf_lab.schema.train import TrainConfig
-from rlhf_lab.schema.tuner import LoraTunerConfig
 
 
 @dataclass(frozen=True)
@@ -86,17 +85,6 @@ def _check_launcher_world(distributed) -> None:
         )
 
 
-def _check_dropout(algorithm, tuner) -> None:
-    """A LoRA dropout the algorithm would switch off is refused rather than ignored."""
-    if algorithm.disable_dropout and isinstance(tuner, LoraTunerConfig) and tuner.dropout:
-        raise ConfigError(
-            "tuner.dropout",
-            f"{tuner.dropout} would do nothing: algorithm={algorithm.name} switches every dropout off "
-            "(algorithm.disable_dropout=true); set algorithm.disable_dropout=false to train with dropout, "
-            "or leave tuner.dropout unset",
-        )
-
-
 def build_run(
     cfg: DictConfig,
     run_dir: Path,
@@ -115,7 +103,7 @@ def build_run(
     _check_launcher_world(parts["distributed"])
     resolve_source(parts["model"].name_or_path)
     parts["algorithm"].check_run(parts)
-    _check_dropout(parts["algorithm"], parts["tuner"])
+    parts["tuner"].check_algorithm(parts["algorithm"])
     for key, path in parts["algorithm"].model_paths().items():
         resolve_source(path, key=f"algorithm.{key}")
     resolved = OmegaConf.to_container(cfg, resolve=True)

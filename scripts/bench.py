@@ -262,10 +262,11 @@ def main() -> None:
                 results[algorithm]["ratio_ms_swift"] = {"samples_per_s": ratio(lab.get("samples_per_s"),
                                                                                swift.get("samples_per_s"))}
             results[algorithm]["wall_s"] = round(time.time() - started, 1)
+    from rlhf_lab.paths import write_json_atomic
+
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     common = {k: v for k, v in settings(args, "dpo").items() if k != "accumulation"}
-    out.write_text(json.dumps({"settings": {**common, "model": model}, "results": results}, indent=2) + "\n")
+    write_json_atomic(out, {"settings": {**common, "model": model}, "results": results})
     print(table(results))
     print(f"written to {out}")
     if any("error" in r[side] for r in results.values() for side in SIDES if side in r):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY, read_summary, run_cli
+from conftest import TINY, read_summary, run_cli
 from rlhf_lab.checkpoints import MANIFEST, STAGING, problem, resume_point, rotate, write_manifest
 
 SMALL = [*TINY, "train.eval=false"]
@@ -209,8 +209,9 @@ def test_a_sweep_survives_a_crashing_job_and_memory_stays_flat(tmp_path, tiny_mo
         "def counted():\n"
         "    release()\n"
         "    import torch\n"
-        "    tensors = [o for o in gc.get_objects() if isinstance(o, torch.Tensor)]\n"
-        "    modules = sum(isinstance(o, torch.nn.Module) for o in gc.get_objects())\n"
+        "    live = gc.get_objects()\n"
+        "    tensors = [o for o in live if isinstance(o, torch.Tensor)]\n"
+        "    modules = sum(isinstance(o, torch.nn.Module) for o in live)\n"
         "    held = sum(t.untyped_storage().nbytes() for t in tensors)\n"
         f"    with open({str(tmp_path / 'live.jsonl')!r}, 'a') as f:\n"
         "        f.write(json.dumps({'tensor_bytes': held, 'modules': modules}) + '\\n')\n"

@@ -7,6 +7,7 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
+from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import in_range, positive, str_or_list
 
 # LoRA dropout where the algorithm trains with dropout (ms-swift's lora_dropout default).
@@ -20,6 +21,9 @@ class TunerConfig:
     # language model (the aligner) frozen: no LoRA adapters there, no gradients in full tuning.
     freeze_vit: bool = True
     freeze_aligner: bool = True
+
+    def check_algorithm(self, algorithm) -> None:
+        """Refuse a tuner setting that the algorithm would make do nothing."""
 
 
 @dataclass
@@ -49,6 +53,15 @@ class LoraTunerConfig(TunerConfig):
         if self.dropout is not None:
             return self.dropout
         return 0.0 if disable_dropout else LORA_DROPOUT
+
+    def check_algorithm(self, algorithm) -> None:
+        if algorithm.disable_dropout and self.dropout:
+            raise ConfigError(
+                "tuner.dropout",
+                f"{self.dropout} would do nothing: algorithm={algorithm.name} switches every dropout off "
+                "(algorithm.disable_dropout=true); set algorithm.disable_dropout=false to train with dropout, "
+                "or leave tuner.dropout unset",
+            )
 
 
 @dataclass
