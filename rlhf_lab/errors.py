@@ -50,16 +50,17 @@ class ConfigError(UserError):
 
 
 class DataError(UserError):
-    """A dataset row or file is wrong: names the file, the line (1-based) and the field."""
+    """A dataset row or file is wrong: names the file, the line or row (1-based) and the field."""
 
     kind = "data error"
 
-    def __init__(self, path: str, message: str, line: int | None = None, field: str | None = None):
+    def __init__(self, path: str, message: str, line: int | None = None, field: str | None = None, unit: str = "line"):
         self.path = path
         self.line = line
         self.field = field
         self.message = message
-        where = path if line is None else f"{path}:{line}"
+        # JSON files are numbered by line (path:12); parquet, Arrow and CSV files by record (path row 12).
+        where = path if line is None else f"{path}:{line}" if unit == "line" else f"{path} row {line}"
         what = f"field '{field}': {message}" if field else message
         super().__init__(f"{where}: {what}")
 

@@ -24,7 +24,10 @@ def train(run: Run) -> dict:
     dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
     if splits.dropped and is_main():
         log.warning("dropped %d bad rows (listed in %s)", len(splits.dropped), dropped_file)
-    log.info("data: %d training rows, %d held-out rows", len(splits.train), len(splits.val))
+    for source in splits.sources:
+        log.info("data: %(rows)d training rows from %(source)s (split %(split)s, %(format)s format, %(read)d read)",
+                 source)
+    log.info("held-out: %d rows from %s", len(splits.val), splits.val_origin)
     note_resume(run)
 
     from transformers import set_seed
@@ -82,6 +85,8 @@ def train(run: Run) -> dict:
             "train_rows": len(splits.train),
             "val_rows": len(splits.val),
             "dropped_rows": len(splits.dropped),
+            "data_sources": splits.sources,
+            "val_source": splits.val_origin,
             "bf16": bf16,
             "trainable_parameters": trainable,
             "global_steps": trainer.state.global_step,

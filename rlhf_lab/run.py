@@ -104,6 +104,7 @@ def build_run(
     resolve_source(parts["model"].name_or_path)
     parts["algorithm"].check_run(parts)
     parts["tuner"].check_algorithm(parts["algorithm"])
+    parts["dataset"].check_algorithm(parts["algorithm"].name)
     for key, path in parts["algorithm"].model_paths().items():
         resolve_source(path, key=f"algorithm.{key}")
     resolved = OmegaConf.to_container(cfg, resolve=True)

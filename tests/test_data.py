@@ -71,7 +71,7 @@ CASES = [
     ("{not json", 2, None, "invalid JSON"),
     (bad(rejected_response=None), 2, "rejected_response", "missing"),
     (bad(rejected_response=""), 2, "rejected_response", "non-empty string"),
-    (bad(messages=GOOD["messages"][:2]), 2, "messages[1].role", "last message must be the assistant's chosen answer"),
+    (bad(messages=GOOD["messages"][:2]), 2, "messages[1].role", "last message must be the assistant's answer"),
     (bad(messages=[{"role": "robot", "content": "hi"}, GOOD["messages"][2]]), 2, "messages[0].role", "unknown role 'robot'"),
     (bad(messages=[GOOD["messages"][1], {"role": "assistant", "content": None}]), 2, "messages[1].content", "null"),
     (bad(messages=[]), 2, "messages", "non-empty list"),
@@ -110,7 +110,7 @@ def test_json_array_errors_name_the_element_line(tmp_path):
 
 @pytest.mark.parametrize(
     "content,fragment",
-    [(b"", "empty"), (b"  \n\n", "empty"), (b"\xff\xfe\x00bad", "cannot read"), (b'{"a": 1}', "array")],
+    [(b"", "empty"), (b"  \n\n", "empty"), (b"caf\xe9", "not UTF-8"), (b'{"a": 1}', "cannot tell the row format")],
 )
 def test_file_level_errors(tmp_path, content, fragment):
     path = tmp_path / ("d.json" if b"{" in content else "d.jsonl")
@@ -194,8 +194,8 @@ def test_kto_reads_pair_rows_as_one_desirable_and_one_undesirable(tmp_path):
 @pytest.mark.parametrize(
     "row,field,fragment",
     [
-        ({**KTO_GOOD, "label": "true"}, "label", "JSON boolean"),
-        ({**KTO_GOOD, "label": 1}, "label", "JSON boolean"),
+        ({**KTO_GOOD, "label": "yes"}, "label", "expected true (desirable) or false"),
+        ({**KTO_GOOD, "label": 2}, "label", "expected true (desirable) or false"),
         ({"messages": GOOD["messages"]}, "label", "missing"),
         ({"messages": GOOD["messages"][:2], "label": True}, "messages[1].role", "assistant's answer"),
     ],

@@ -20,6 +20,7 @@ from rlhf_lab.errors import DataError
 
 IMAGE_TAG = "<image>"
 IMAGES = "images"
+REJECTED_IMAGES = "rejected_images"
 _TAG_SPLIT = re.compile(f"({re.escape(IMAGE_TAG)})")
 # Where each row format keeps its messages, and which of them may carry image tags (the prompt side).
 _PROMPT_FIELDS = ("prompt", "messages")
@@ -86,7 +87,12 @@ def attach_images(raw: dict, rows: list[dict], base: Path) -> None:
         images = []
     if not isinstance(images, list):
         raise RowProblem(IMAGES, f"expected a list of image paths, got {type(images).__name__}")
+    rejected_images = raw.get(REJECTED_IMAGES)
+    if rejected_images is not None and rejected_images != images:
+        # TRL's preference collators give both answers of a pair the prompt's images.
+        raise RowProblem(REJECTED_IMAGES, "differs from images; a pair is trained on one set of images, the prompt's")
     for row in rows:
+        row.pop(REJECTED_IMAGES, None)
         tags = sum(count_tags(row.get(f, [])) for f in _PROMPT_FIELDS)
         for f in _ANSWER_FIELDS:
             if count_tags(row.get(f, [])):
@@ -107,19 +113,22 @@ def attach_images(raw: dict, rows: list[dict], base: Path) -> None:
                 row[f] = structured(row[f])
 
 
-def has_images(rows: list[dict]) -> bool:
+def has_images(rows) -> bool:
+    """Whether any row has images (Rows know it from their column counts)."""
+    count = getattr(rows, "count", None)
+    if callable(count) and not isinstance(rows, list):
+        return count(IMAGES) > 0
     return any(row.get(IMAGES) for row in rows)
 
 
-def with_image_slots(rows: list[dict]) -> None:
-    """Give text-only rows of a dataset that has images the same shape (structured messages, empty image list),
-    so that batches mixing both collate alike."""
-    for row in rows:
-        if IMAGES not in row:
-            row[IMAGES] = []
-            for f in (*_PROMPT_FIELDS, *_ANSWER_FIELDS):
-                if f in row:
-                    row[f] = structured(row[f])
+def with_image_slot(row: dict) -> None:
+    """Give a text-only row of a dataset that has images the same shape (structured messages, empty image list), so
+    that batches mixing both collate alike."""
+    if IMAGES not in row:
+        row[IMAGES] = []
+        for f in (*_PROMPT_FIELDS, *_ANSWER_FIELDS):
+            if f in row:
+                row[f] = structured(row[f])
 
 
 @dataclass(frozen=True)

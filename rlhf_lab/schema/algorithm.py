@@ -42,7 +42,9 @@ class AlgorithmConfig:
 
 def _no_precompute_with_images(precompute: bool, rows: list[dict]) -> None:
     # TRL computes reference log-probs of vision rows only batch by batch (their pixels are decoded per batch).
-    if precompute and any(r.get("images") for r in rows):
+    from rlhf_lab.data.images import has_images
+
+    if precompute and has_images(rows):
         raise ConfigError(
             "algorithm.precompute_ref_log_probs",
             "is not supported for rows with images; set it to false (the reference runs with each batch)",

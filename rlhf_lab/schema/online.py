@@ -136,7 +136,9 @@ class GRPOConfig(RewardOptions):
 
     def check_data(self, rows: list[dict]) -> None:
         super().check_data(rows)
-        if self.generation_copy == "on" and any(r.get("images") for r in rows):
+        from rlhf_lab.data.images import has_images
+
+        if self.generation_copy == "on" and has_images(rows):
             raise ConfigError("algorithm.generation_copy", "cannot be on with image rows; use auto or off")
 
     def check_run(self, parts: dict) -> None:

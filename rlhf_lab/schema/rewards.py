@@ -84,11 +84,12 @@ class RewardOptions(AlgorithmConfig):
         return self.soft_max_length or self.max_completion_length
 
     def check_data(self, rows: list[dict]) -> None:
+        from rlhf_lab.data.rows import first_without
         from rlhf_lab.rewards.custom import needed_columns, resolve_all
 
         for name, reward in resolve_all(self):
             for column in needed_columns(reward):
-                missing = next((r for r in rows if column not in r), None)
+                missing = first_without(rows, column)
                 if missing is not None:
                     raise row_error(
                         missing, column, f"missing; reward {name!r} reads it (add it to every row, or drop the reward)"
