@@ -23,13 +23,20 @@ def answer_text(completion: str) -> str:
     return match.group(1) if match else completion
 
 
+def gold_text(solution) -> str:
+    """The part of a solution that holds the answer: what follows the last '####' in GSM8K-style worked solutions
+    (whose working also holds other numbers), else all of it."""
+    text = str(solution)
+    return text.rpartition("####")[2].strip() if "####" in text else text
+
+
 def is_correct(completion: str, solution: str) -> bool | None:
     """math-verify's equivalence of the answer and the solution (LaTeX, \\boxed{} or a plain expression, the
-    last one found); None when the solution itself cannot be parsed."""
+    last one found; a GSM8K '#### N' line when present); None when the solution itself cannot be parsed."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     extraction = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    gold = parse(str(solution), extraction_config=extraction)
+    gold = parse(gold_text(solution), extraction_config=extraction)
     if not gold:
         return None
     return bool(verify(gold, parse(answer_text(completion), extraction_config=extraction)))
