@@ -8,6 +8,7 @@ import time
 
 from rlhf_lab.algorithms.common import TrainInputs
 from rlhf_lab.data.images import has_images
+from rlhf_lab.data.lengths import check_lengths
 from rlhf_lab.data.load import load_splits, write_dropped
 from rlhf_lab.errors import ConfigError, Interrupted, ModelError
 from rlhf_lab.interrupts import STOP, training_phase
@@ -21,13 +22,17 @@ def train(run: Run) -> dict:
     # Data first: a bad row must stop the run before a multi-GB model loads.
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)
     run.algorithm.check_data(splits.train + splits.val)
-    dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
-    if splits.dropped and is_main():
-        log.warning("dropped %d bad rows (listed in %s)", len(splits.dropped), dropped_file)
     for source in splits.sources:
         log.info("data: %(rows)d training rows from %(source)s (split %(split)s, %(format)s format, %(read)d read)",
                  source)
     log.info("held-out: %d rows from %s", len(splits.val), splits.val_origin)
+    # The tokenizer before the model: rows over train.max_length are measured (and dropped or refused) first.
+    processing = load_processing(run)
+    lengths = check_lengths(splits, processing[1], run.spec.data_format, run.train.max_length,
+                            run.dataset.truncation or run.spec.truncation, log)
+    dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
+    if splits.dropped and is_main():
+        log.warning("dropped %d rows (listed in %s)", len(splits.dropped), dropped_file)
     note_resume(run)
 
     from transformers import set_seed
@@ -44,7 +49,7 @@ def train(run: Run) -> dict:
     set_seed(run.train.seed)
     bf16 = resolve_bf16(run.train.bf16)
     t_load = time.time()
-    inputs = load_inputs(run, splits, bf16)
+    inputs = load_inputs(run, splits, bf16, processing)
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
     # Only the main process logs to dashboards: one wandb run per run, whatever the process count.
@@ -87,6 +92,7 @@ def train(run: Run) -> dict:
             "dropped_rows": len(splits.dropped),
             "data_sources": splits.sources,
             "val_source": splits.val_origin,
+            "lengths": lengths,
             "bf16": bf16,
             "trainable_parameters": trainable,
             "global_steps": trainer.state.global_step,
@@ -128,14 +134,21 @@ def build_trainer(run: Run, inputs: TrainInputs):
     return trainer
 
 
-def load_inputs(run: Run, splits, bf16: bool) -> TrainInputs:
+def load_processing(run: Run) -> tuple:
+    """(a vision-language model's processor or None, the tokenizer)."""
+    from rlhf_lab.models.load import load_processor, load_tokenizer
+
+    processor = load_processor(run.model)
+    return processor, processor.tokenizer if processor is not None else load_tokenizer(run.model)
+
+
+def load_inputs(run: Run, splits, bf16: bool, processing: tuple | None = None) -> TrainInputs:
     """Tokenizer (and a vision-language model's processor), model and tuner: what every builder receives."""
-    from rlhf_lab.models.load import load_causal_lm, load_processor, load_tokenizer
+    from rlhf_lab.models.load import load_causal_lm
     from rlhf_lab.models.tuners import peft_config
     from rlhf_lab.models.vision import freeze_vision
 
-    processor = load_processor(run.model)
-    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(run.model)
+    processor, tokenizer = processing or load_processing(run)
     if has_images(splits.train + splits.val) and processor is None:
         raise ModelError(
             f"the rows have images but {run.model.name_or_path} is a text-only model; "

@@ -28,6 +28,8 @@ class AlgorithmSpec:
     merge_adapter: bool = False
     # Reads rows with images (vision-language models; see multimodal/).
     images: bool = False
+    # dataset.truncation when unset: right (TRL cuts the end), or delete where a cut row cannot train (data/lengths.py).
+    truncation: str = "right"
 
     def load_builder(self):
         module, _, attr = self.builder.partition(":")
@@ -62,6 +64,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         model_head="reward",
         merge_adapter=True,
         images=True,
+        # A reward is read at the answer's last token: TRL's reward trainer drops longer pairs rather than cut them.
+        truncation="delete",
     ),
     "grpo": AlgorithmSpec(
         "grpo",
