@@ -28,8 +28,10 @@ def train(run: Run) -> dict:
     log.info("held-out: %d rows from %s", len(splits.val), splits.val_origin)
     # The tokenizer before the model: rows over train.max_length are measured (and dropped or refused) first.
     processing = load_processing(run)
-    lengths = check_lengths(splits, processing[1], run.spec.data_format, run.train.max_length,
-                            run.dataset.truncation or run.spec.truncation, log)
+    policy = run.dataset.truncation or run.spec.truncation
+    lazy = lazy_plan(run, splits, processing[1], policy)
+    lengths = check_lengths(splits, processing[1], run.spec.data_format, run.train.max_length, policy, log,
+                            train=lazy is None)
     dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
     if splits.dropped and is_main():
         log.warning("dropped %d rows (listed in %s)", len(splits.dropped), dropped_file)
@@ -50,6 +52,7 @@ def train(run: Run) -> dict:
     bf16 = resolve_bf16(run.train.bf16)
     t_load = time.time()
     inputs = load_inputs(run, splits, bf16, processing)
+    inputs.lazy = lazy
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
     # Only the main process logs to dashboards: one wandb run per run, whatever the process count.
@@ -81,6 +84,8 @@ def train(run: Run) -> dict:
             raise Interrupted(STOP.name or "SIGTERM", str(checkpoint) if checkpoint.is_dir() else None,
                               exit_code=128 + (STOP.received or 15))
         saved = save_final_model(trainer, run)
+        if lazy is not None:
+            lengths["train"] = finish_lazy(lazy, splits, run)
         after = evaluation.evaluate(trainer.model) if evaluation else None
 
         result = {
@@ -118,6 +123,38 @@ def train(run: Run) -> dict:
         return result
     finally:
         tracker.finish()
+
+
+def lazy_plan(run: Run, splits, tokenizer, policy: str):
+    """Rows read and tokenized per batch when dataset.lazy_tokenize says so (null: above LAZY_ROWS training rows, where
+    the algorithm can); None to tokenize up front. Rows with images always go per batch (the vision path)."""
+    from rlhf_lab.algorithms.lazy_rows import LazyPlan
+    from rlhf_lab.data.lengths import LengthCheck
+    from rlhf_lab.schema.dataset import LAZY_ROWS
+
+    wanted = run.dataset.lazy_tokenize
+    if wanted is None:
+        wanted = len(splits.train) > LAZY_ROWS and run.algorithm.lazy_blocker() is None
+        if len(splits.train) > LAZY_ROWS and not wanted:
+            log.info("tokenizing %d rows before training: %s", len(splits.train), run.algorithm.lazy_blocker())
+    if not wanted or has_images(splits.train):
+        return None
+    log.info("%d training rows: read, measured and tokenized per batch (dataset.lazy_tokenize)", len(splits.train))
+    check = LengthCheck(tokenizer, run.spec.data_format, run.train.max_length, policy)
+    return LazyPlan(splits.train, check, run.train.seed)
+
+
+def finish_lazy(lazy, splits, run: Run) -> dict:
+    """The length figures of the rows drawn per batch; rows the policy replaced join dropped_rows.jsonl."""
+    check = lazy.lengths
+    line = check.describe("training (rows drawn)")
+    if line:
+        log.warning(line)
+    if check.dropped:
+        splits.dropped.extend(check.dropped)
+        if is_main():
+            write_dropped(splits.dropped, run.run_dir)
+    return {**check.summary(), "per_batch": True}
 
 
 def build_trainer(run: Run, inputs: TrainInputs):

@@ -85,6 +85,17 @@ def _check_launcher_world(distributed) -> None:
         )
 
 
+def _check_data_settings(parts: dict, spec: AlgorithmSpec) -> None:
+    """dataset settings that another group's settings would make do nothing."""
+    dataset, algorithm = parts["dataset"], parts["algorithm"]
+    why = algorithm.lazy_blocker()
+    if dataset.lazy_tokenize and why:
+        raise ConfigError("dataset.lazy_tokenize", f"cannot be true: {why}; leave it null (or false)")
+    if dataset.truncation == "right" and spec.truncation != "right":
+        raise ConfigError("dataset.truncation", f"right cannot apply to algorithm={spec.name}: a cut answer cannot be "
+                                                f"scored, so such rows are deleted; use {spec.truncation} or error")
+
+
 def build_run(
     cfg: DictConfig,
     run_dir: Path,
@@ -105,6 +116,7 @@ def build_run(
     parts["algorithm"].check_run(parts)
     parts["tuner"].check_algorithm(parts["algorithm"])
     parts["dataset"].check_algorithm(parts["algorithm"].name)
+    _check_data_settings(parts, spec)
     for key, path in parts["algorithm"].model_paths().items():
         resolve_source(path, key=f"algorithm.{key}")
     resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -23,11 +23,23 @@ class TrainInputs:
     peft_config: Any = None
     # A vision-language model's processor (images and text), None for text-only models.
     processor: Any = None
+    # Rows read and tokenized per batch (dataset.lazy_tokenize; algorithms/lazy_rows.py), None for up front.
+    lazy: Any = None
 
     @property
     def vision(self) -> bool:
         """Whether the run trains on images (a vision-language model and rows that have an images list)."""
-        return self.processor is not None and "images" in (self.splits.train[0] if self.splits.train else {})
+        return self.processor is not None and "images" in (self.splits.train[0] if len(self.splits.train) else {})
+
+    @property
+    def text_lazy(self):
+        """The per-batch plan for text rows (rows with images always take the vision path, per batch)."""
+        return None if self.vision else self.lazy
+
+    @property
+    def index_rows(self) -> bool:
+        """Whether the trainer is given row indices that only the collator reads."""
+        return self.vision or self.lazy is not None
 
     def trainer_kwargs(self, train_dataset) -> dict:
         """The keyword arguments every TRL trainer takes the same way."""
@@ -40,10 +52,11 @@ class TrainInputs:
         )
 
 
-def trainer_args(run: Run, bf16: bool, vision: bool = False) -> dict:
+def trainer_args(run: Run, bf16: bool, index_rows: bool = False) -> dict:
     t = run.train
-    # Vision datasets hold row indices that only the collator reads: Trainer must not drop the column.
-    columns = {"remove_unused_columns": False} if vision else {}
+    # Datasets of row indices (vision rows, rows read per batch) are read by the collator only: Trainer must not
+    # drop the column.
+    columns = {"remove_unused_columns": False} if index_rows else {}
     return dict(
         output_dir=str(run.run_dir / "checkpoints"),
         run_name=run.name,

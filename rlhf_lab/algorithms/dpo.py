@@ -33,16 +33,21 @@ def loss_terms(cfg: DPOConfig) -> tuple[list[str], list[float]]:
     return out_losses, out_weights
 
 
+TRL_COLUMNS = ("prompt", "chosen", "rejected")
+
+
 def trl_dataset(rows: list[dict]):
     from datasets import Dataset
 
-    return Dataset.from_list([{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows])
+    return Dataset.from_list([{k: r[k] for k in TRL_COLUMNS} for r in rows])
 
 
 def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
+    from rlhf_lab.algorithms.lazy_rows import index_dataset as row_indices
+    from rlhf_lab.algorithms.lazy_rows import per_batch
     from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
     from rlhf_lab.algorithms.shared_prompt import share_prompts_in
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
@@ -51,8 +56,9 @@ def build(run: Run, inputs: TrainInputs):
     score_only_labelled_positions()
     losses, weights = loss_terms(cfg)
     rows = inputs.splits.train
+    lazy = inputs.text_lazy
     args = TRLDPOConfig(
-        **trainer_args(run, inputs.bf16, inputs.vision),
+        **trainer_args(run, inputs.bf16, inputs.index_rows),
         beta=cfg.beta,
         loss_type=losses,
         loss_weights=weights,
@@ -60,13 +66,16 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    trainer = DPOTrainer(
+    dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows)
+    trainer = (per_batch(DPOTrainer) if lazy else DPOTrainer)(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,
-        **inputs.trainer_kwargs(index_dataset(rows) if inputs.vision else trl_dataset(rows)),
+        **inputs.trainer_kwargs(dataset),
     )
     if inputs.vision:
         return feed_images(trainer, run, rows)
+    if lazy:
+        lazy.attach(trainer, TRL_COLUMNS, trainer.prepare_batch)
     if cfg.share_prompt and inputs.processor is None:  # vision-language models place positions their own way
         share_prompts_in(trainer)
     return trainer

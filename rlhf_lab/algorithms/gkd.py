@@ -10,10 +10,13 @@ from rlhf_lab.run import Run
 from rlhf_lab.schema.online import GKDConfig
 
 
+TRL_COLUMNS = ("messages",)
+
+
 def trl_dataset(rows: list[dict]):
     from datasets import Dataset
 
-    return Dataset.from_list([{"messages": r["messages"]} for r in rows])
+    return Dataset.from_list([{k: r[k] for k in TRL_COLUMNS} for r in rows])
 
 
 def check_shared_vocabulary(student_tokenizer, teacher_tokenizer, student, teacher, teacher_name: str) -> None:
@@ -60,9 +63,14 @@ def build(run: Run, inputs: TrainInputs):
         seq_kd=cfg.seq_kd,
         max_length=run.train.max_length,
     )
-    return LabGKDTrainer(
+    from rlhf_lab.algorithms.lazy_rows import index_dataset
+
+    lazy, rows = inputs.lazy, inputs.splits.train
+    trainer = LabGKDTrainer(
         teacher_model=load_teacher(run, inputs),
         args=args,
         sft_alpha=cfg.sft_alpha,
-        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),
+        **inputs.trainer_kwargs(index_dataset(len(rows)) if lazy else trl_dataset(rows)),
     )
+    # TRL's GKD collator tokenizes each batch itself: read per batch, its rows only need decoding.
+    return lazy.attach(trainer, TRL_COLUMNS) if lazy else trainer

@@ -68,12 +68,16 @@ def build(run: Run, inputs: TrainInputs):
         model, tokenizer = load_reward_model(run, inputs.bf16)
         rewards.append(model)
         processing.append(tokenizer)
-    kwargs = inputs.trainer_kwargs(trl_dataset(inputs.splits.train))
+    from rlhf_lab.algorithms.lazy_rows import index_dataset
+
+    lazy = inputs.text_lazy
+    rows = inputs.splits.train
+    kwargs = inputs.trainer_kwargs(index_dataset(len(rows)) if lazy else trl_dataset(rows))
     if inputs.vision:
         from rlhf_lab.algorithms.vision import pixel_bounds
 
         kwargs["image_bounds"] = pixel_bounds(run)
-    return LabGRPOTrainer(
+    trainer = LabGRPOTrainer(
         reward_funcs=rewards,
         reward_processing_classes=processing,
         args=trl_args(run, inputs.bf16),
@@ -82,6 +86,8 @@ def build(run: Run, inputs: TrainInputs):
         generation_copy=use_generation_copy(run, inputs),
         **kwargs,
     )
+    # GRPO tokenizes prompts when it generates: read per batch, its rows only need decoding.
+    return lazy.attach(trainer, None) if lazy else trainer
 
 
 def use_generation_copy(run: Run, inputs: TrainInputs) -> bool:

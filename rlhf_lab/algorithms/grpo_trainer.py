@@ -124,7 +124,9 @@ class LabGRPOTrainer(GRPOTrainer):
 
     def _more_prompts(self, groups: int) -> list[dict]:
         """Further prompts for a refill round, each repeated num_generations times (as TRL's sampler does)."""
-        rows = [self.train_dataset[self._refill_rng.randrange(len(self.train_dataset))] for _ in range(groups)]
+        drawn = [self.train_dataset[self._refill_rng.randrange(len(self.train_dataset))] for _ in range(groups)]
+        # Through the collator, as the dataloader's batches: it decodes rows read per batch (lazy_tokenize).
+        rows = self.data_collator(drawn)
         return [dict(row) for row in rows for _ in range(self.num_generations)]
 
     # -- resuming: rlhf_lab's own counters (TRL's sampler order, RNG states and step come from the checkpoint) --

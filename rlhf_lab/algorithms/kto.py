@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args
@@ -9,23 +10,28 @@ from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import KTOConfig
 
 
-def shuffled(rows: list[dict], seed: int) -> list[dict]:
+TRL_COLUMNS = ("prompt", "completion", "label")
+
+
+def shuffled(rows, seed: int):
     # TRL reads KTO batches in order (its KL term pairs each row with a neighbour), so shuffle once here.
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    return [rows[i] for i in order]
+    return rows.select(order) if hasattr(rows, "select") else [rows[i] for i in order]
 
 
 def trl_dataset(rows: list[dict]):
     from datasets import Dataset
 
-    return Dataset.from_list([{k: r[k] for k in ("prompt", "completion", "label")} for r in rows])
+    return Dataset.from_list([{k: r[k] for k in TRL_COLUMNS} for r in rows])
 
 
 def build(run: Run, inputs: TrainInputs):
     from trl import KTOConfig as TRLKTOConfig
     from trl import KTOTrainer
 
+    from rlhf_lab.algorithms.lazy_rows import index_dataset as row_indices
+    from rlhf_lab.algorithms.lazy_rows import per_batch
     from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
 
@@ -33,8 +39,9 @@ def build(run: Run, inputs: TrainInputs):
     # KTO's four passes (policy and reference, answer and KL answer) score only the answer, a third of a row here.
     score_only_labelled_positions()
     rows = shuffled(inputs.splits.train, run.train.seed)
+    lazy = inputs.text_lazy and dataclasses.replace(inputs.text_lazy, rows=rows)
     args = TRLKTOConfig(
-        **trainer_args(run, inputs.bf16, inputs.vision),
+        **trainer_args(run, inputs.bf16, inputs.index_rows),
         beta=cfg.beta,
         desirable_weight=cfg.desirable_weight,
         undesirable_weight=cfg.undesirable_weight,
@@ -42,9 +49,12 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    trainer = KTOTrainer(
+    dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows)
+    trainer = (per_batch(KTOTrainer) if lazy else KTOTrainer)(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,
-        **inputs.trainer_kwargs(index_dataset(rows) if inputs.vision else trl_dataset(rows)),
+        **inputs.trainer_kwargs(dataset),
     )
-    return feed_images(trainer, run, rows) if inputs.vision else trainer
+    if inputs.vision:
+        return feed_images(trainer, run, rows)
+    return lazy.attach(trainer, TRL_COLUMNS, trainer.prepare_batch) if lazy else trainer

@@ -98,6 +98,8 @@ def build(run: Run, inputs: TrainInputs):
         args=training_args,
         tokenizer=inputs.tokenizer,
         train_rows=inputs.splits.train,
+        # Rows are read per rollout anyway; read per batch (lazy_tokenize), each drawn row is also length-checked.
+        row_at=inputs.lazy.draw if inputs.lazy else None,
         callbacks=inputs.callbacks,
     )
     scorer.autocast = trainer.accelerator.autocast

@@ -47,8 +47,10 @@ class Rollout:
 class PromptStream:
     """Rollout-sized lists of rows, reshuffled every pass; each process takes its own share of every pass."""
 
-    def __init__(self, rows: list[dict], batch: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, rows: list[dict], batch: int, seed: int, rank: int = 0, world: int = 1, row_at=None):
         self.rows, self.batch, self.rank, self.world = rows, batch, rank, world
+        # index -> row (rows read per batch check each row's length as it is drawn)
+        self.row_at = row_at or rows.__getitem__
         self.generator = torch.Generator().manual_seed(seed)
         self.order: list[int] = []
 
@@ -58,7 +60,7 @@ class PromptStream:
             # With fewer prompts than processes every process takes them all rather than none.
             self.order += perm[self.rank :: self.world] or perm
         batch, self.order = self.order[: self.batch], self.order[self.batch :]
-        return [self.rows[i] for i in batch]
+        return [self.row_at(i) for i in batch]
 
 
 def truncate_after_stop(responses: torch.Tensor, stop_ids: list[int], pad_id: int):
@@ -85,6 +87,7 @@ class LabPPOTrainer(Trainer):
         tokenizer,
         train_rows: list[dict],
         callbacks=None,
+        row_at=None,
     ):
         super().__init__(
             model=PolicyAndValue(policy, value_model), args=args, processing_class=tokenizer, callbacks=callbacks
@@ -94,6 +97,7 @@ class LabPPOTrainer(Trainer):
         self.ref_context = ref_context
         self.scorer = scorer
         self.train_rows = train_rows
+        self.row_at = row_at
         self.stop_ids = sorted(self._stop_ids(policy, tokenizer))
         self.generation_config = GenerationConfig(
             do_sample=True,
@@ -146,7 +150,7 @@ class LabPPOTrainer(Trainer):
         model, _ = self._prepare_for_training(updates * steps_per_update, None, None)
         self.model_wrapped = model
         stream = PromptStream(
-            self.train_rows, self.rollout_size, args.seed, args.process_index, args.world_size
+            self.train_rows, self.rollout_size, args.seed, args.process_index, args.world_size, self.row_at
         )
         self.stream = stream
         self.shuffle = torch.Generator().manual_seed(args.seed + 1 + args.process_index)

@@ -10,16 +10,24 @@ from rlhf_lab.run import Run
 def trl_dataset(rows: list[dict]):
     from datasets import Dataset
 
+    return Dataset.from_list([{k: r[k] for k in columns(rows)} for r in rows])
+
+
+def columns(rows) -> tuple[str, ...]:
     # A margin column is used only when every row has one (TRL's collator reads it from all rows or none).
-    keys = ["prompt", "chosen", "rejected"] + (["margin"] if all("margin" in r for r in rows) else [])
-    return Dataset.from_list([{k: r[k] for k in keys} for r in rows])
+    from rlhf_lab.data.rows import first_without
+
+    return ("prompt", "chosen", "rejected") + (("margin",) if first_without(rows, "margin") is None else ())
 
 
 def build(run: Run, inputs: TrainInputs):
     from trl import RewardConfig, RewardTrainer
 
+    from rlhf_lab.algorithms.lazy_rows import index_dataset, per_batch
+
+    lazy = inputs.text_lazy
     args = RewardConfig(
-        **trainer_args(run, inputs.bf16, inputs.vision),
+        **trainer_args(run, inputs.bf16, inputs.index_rows),
         center_rewards_coefficient=run.algorithm.center_rewards_coefficient,
         max_length=run.train.max_length,
     )
@@ -28,9 +36,11 @@ def build(run: Run, inputs: TrainInputs):
         from rlhf_lab.algorithms.vision import with_margin
         from rlhf_lab.algorithms.vision_trainers import VisionRewardTrainer
 
-        margins = all("margin" in r for r in inputs.splits.train)
+        margins = "margin" in columns(inputs.splits.train)
         return VisionRewardTrainer(args=args, **vision_pairs(run, inputs, extra=with_margin if margins else None))
-    return RewardTrainer(
+    rows = inputs.splits.train
+    trainer = (per_batch(RewardTrainer) if lazy else RewardTrainer)(
         args=args,
-        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),
+        **inputs.trainer_kwargs(index_dataset(len(rows)) if lazy else trl_dataset(rows)),
     )
+    return lazy.attach(trainer, columns(rows), trainer.prepare_batch) if lazy else trainer

@@ -124,10 +124,11 @@ class LengthCheck:
                 "dataset.truncation=delete")
 
 
-def check_lengths(splits, tokenizer, fmt: str, max_length: int, policy: str, log) -> dict:
-    """Measure the training and held-out rows, apply the policy to both, and report: the summary.json entry."""
+def check_lengths(splits, tokenizer, fmt: str, max_length: int, policy: str, log, train: bool = True) -> dict:
+    """Measure the training and held-out rows, apply the policy to both, and report: the summary.json entry.
+    train=False leaves the training rows to be measured as their batches are drawn (dataset.lazy_tokenize)."""
     report = {"max_length": max_length, "truncation": policy}
-    for name in ("train", "val"):
+    for name in ("train", "val") if train else ("val",):
         check = LengthCheck(tokenizer, fmt, max_length, policy)
         rows = getattr(splits, name)
         kept = check.kept(rows)
@@ -138,7 +139,7 @@ def check_lengths(splits, tokenizer, fmt: str, max_length: int, policy: str, log
         if line:
             log.warning(line)
         report["train" if name == "train" else "held_out"] = check.summary()
-    if not len(splits.train):
+    if train and not len(splits.train):
         raise DataError(str(splits.sources[0]["source"]), f"no training rows are within train.max_length={max_length} "
                                                            "tokens; raise it, or set dataset.truncation=right")
     return report

@@ -39,6 +39,10 @@ class AlgorithmConfig:
         """Rules on the loaded rows that depend on the settings (e.g. a column a reward reads); raise DataError.
         Runs before any model loads."""
 
+    def lazy_blocker(self) -> str | None:
+        """Why the rows cannot be tokenized per batch (dataset.lazy_tokenize) with these settings; None if they can."""
+        return None
+
 
 def _no_precompute_with_images(precompute: bool, rows: list[dict]) -> None:
     # TRL computes reference log-probs of vision rows only batch by batch (their pixels are decoded per batch).
@@ -49,6 +53,15 @@ def _no_precompute_with_images(precompute: bool, rows: list[dict]) -> None:
             "algorithm.precompute_ref_log_probs",
             "is not supported for rows with images; set it to false (the reference runs with each batch)",
         )
+
+
+def _precompute_blocks_lazy(precompute: bool) -> str | None:
+    # TRL computes every row's reference log-probs when the trainer is built, from tokenized rows.
+    return "algorithm.precompute_ref_log_probs=true reads every tokenized row before training" if precompute else None
+
+
+# TRL's experimental CPO and ORPO trainers tokenize every row when they are built.
+_TOKENIZES_UP_FRONT = "TRL's {} trainer tokenizes every row when it is built"
 
 
 @dataclass
@@ -108,6 +121,9 @@ class DPOConfig(AlgorithmConfig):
     def check_data(self, rows: list[dict]) -> None:
         _no_precompute_with_images(self.precompute_ref_log_probs, rows)
 
+    def lazy_blocker(self) -> str | None:
+        return _precompute_blocks_lazy(self.precompute_ref_log_probs)
+
 @dataclass
 class KTOConfig(AlgorithmConfig):
     """Kahneman-Tversky Optimization on single answers labelled desirable (true) or undesirable (false)."""
@@ -146,6 +162,9 @@ class KTOConfig(AlgorithmConfig):
     def check_data(self, rows: list[dict]) -> None:
         _no_precompute_with_images(self.precompute_ref_log_probs, rows)
 
+    def lazy_blocker(self) -> str | None:
+        return _precompute_blocks_lazy(self.precompute_ref_log_probs)
+
 @dataclass
 class CPOConfig(AlgorithmConfig):
     """Contrastive Preference Optimization: a reference-free preference loss plus cpo_alpha x chosen NLL."""
@@ -171,6 +190,9 @@ class CPOConfig(AlgorithmConfig):
     def trl_loss_type(self) -> str:
         return self.loss_type
 
+    def lazy_blocker(self) -> str | None:
+        return _TOKENIZES_UP_FRONT.format("CPO")
+
 
 @dataclass
 class SimPOConfig(AlgorithmConfig):
@@ -193,6 +215,9 @@ class SimPOConfig(AlgorithmConfig):
     def trl_loss_type(self) -> str:
         return "simpo"
 
+    def lazy_blocker(self) -> str | None:
+        return _TOKENIZES_UP_FRONT.format("CPO (SimPO)")
+
 
 @dataclass
 class ORPOConfig(AlgorithmConfig):
@@ -204,6 +229,9 @@ class ORPOConfig(AlgorithmConfig):
 
     def __post_init__(self) -> None:
         positive("beta", self.beta)
+
+    def lazy_blocker(self) -> str | None:
+        return _TOKENIZES_UP_FRONT.format("ORPO")
 
 
 @dataclass
