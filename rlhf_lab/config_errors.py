@@ -43,7 +43,11 @@ def explain(exc: BaseException) -> str:
             return f"config error: unknown option '{option}' for {group}; choose one of: {options}"
         return f"config error: {' '.join(str(exc).split())}"
     if isinstance(exc, OverrideParseException):
-        return f"config error: cannot parse the override: {' '.join(str(exc).split())}"
+        text = " ".join(str(exc).split())
+        # SOURCE#N (N rows of a source) holds a '#', which Hydra reads only inside quotes.
+        hint = ("; a value holding '#' must be quoted, e.g. 'dataset.path=\"data.jsonl#500\"' or "
+                "'dataset.path=[\"a.jsonl#500\",b.parquet]'") if "#" in text else ""
+        return f"config error: cannot parse the override: {text}{hint}"
     if isinstance(exc, yaml.YAMLError):
         mark = getattr(exc, "problem_mark", None)
         where = f"{mark.name}:{mark.line + 1}: " if mark else ""
