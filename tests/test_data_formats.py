@@ -322,6 +322,9 @@ def test_held_out_rows_follow_the_data_never_the_bundled_set(tmp_path, compose):
     assert held.isdisjoint(r["row_source"] for r in splits.train)
     bundled = load_splits(build_run(compose([]), tmp_path / "run").dataset, "pairs", seed=0)
     assert len(bundled.val) == 96 and "validation" in bundled.val_origin
+    # An explicit held-out file wins, and is read whole although the bundled option names a validation split.
+    own_val = load_splits(build_run(compose([f"dataset.val_path={mine}"]), tmp_path / "run").dataset, "pairs", seed=0)
+    assert (len(own_val.train), len(own_val.val)) == (128, 20) and own_val.val_origin == f"dataset.val_path {mine}"
 
 
 # --- the Hub --------------------------------------------------------------------------------------------------------

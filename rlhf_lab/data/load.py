@@ -175,8 +175,9 @@ def _held_out(cfg: DatasetConfig, reader: Reader, sources: list[Source], seed: i
     """val_path, else the val_split of the training sources that have it; nothing otherwise (the caller may split)."""
     if cfg.val_sources:
         val_sources = _sources(cfg.val_sources, cfg.subset)
-        split = cfg.val_split or "train"
-        parts = [take(reader.read(s, split).rows, s.spec.take, seed) for s in val_sources]
+        # A held-out file is read whole; a folder or Hub id gives its val_split where it has one, else train.
+        splits = [cfg.val_split if cfg.val_split and cfg.val_split in s.splits() else "train" for s in val_sources]
+        parts = [take(reader.read(s, split).rows, s.spec.take, seed) for s, split in zip(val_sources, splits)]
         return Rows.concat(parts), f"dataset.val_path {', '.join(cfg.val_sources)}"
     if cfg.val_split is None:
         return Rows(), "none"
