@@ -30,12 +30,16 @@ def test_every_option_composes_into_a_valid_run(compose, tmp_path, group, option
         overrides.append("algorithm.teacher_model=smollm2_135m")  # required, and a preset name works
     if (group, option) == ("algorithm", "ppo"):
         overrides.append("algorithm.reward_funcs=[accuracy]")  # a reward (model or function) is required
+    # Named math datasets suit the online algorithms only (another is a config error, tested in test_data_formats).
+    online_data = group == "dataset" and option in ("gsm8k", "competition_math")
+    if online_data:
+        overrides.append("algorithm=grpo")
     run = build_run(compose(overrides), tmp_path)
     part = getattr(run, group)
     # The option's schema type is kept (e.g. tuner=full gives a FullTunerConfig, not a dict).
     assert type(part).__module__.startswith("rlhf_lab.schema")
     # dapo, sapo and cispo are recipes: GRPO settings in a YAML file.
-    expected = RECIPES_OF.get(option, option) if group == "algorithm" else "dpo"
+    expected = RECIPES_OF.get(option, option) if group == "algorithm" else "grpo" if online_data else "dpo"
     assert run.spec.name == run.algorithm.name == expected
 
 

@@ -1,14 +1,13 @@
 """Every input format, file type and source kind reads into the same training rows; bad rows name their place."""
 
 import csv
-import gzip
 import json
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
+from helpers.data_files import write_jsonl, write_kind
 from rlhf_lab.data.load import load_file, load_splits
 from rlhf_lab.errors import ConfigError, DataError
 from rlhf_lab.schema.dataset import DatasetConfig
@@ -47,11 +46,6 @@ PAIR_ROWS = {
 DETECTED = {"messages+rejected_messages": "messages", "messages+system column": "messages", "alpaca+history": "alpaca",
             "trl standard": "trl", "trl conversational": "trl", "trl implicit prompt": "trl", "ultrafeedback": "trl",
             "query_response": "query_response"}
-
-
-def write_jsonl(path: Path, rows) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
 
 
 def content(rows):
@@ -123,56 +117,13 @@ def test_a_column_rename_that_matches_nothing_or_collides_is_an_error(tmp_path):
 ROWS = [{"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2), "solution": str(i + 1)} for i in range(5)]
 
 
-def _write(kind: str, path: Path, rows: list[dict]) -> Path:
-    from datasets import Dataset
-
-    if kind == "jsonl":
-        return write_jsonl(path.with_suffix(".jsonl"), rows)
-    if kind == "jsonl.gz":
-        target = path.with_suffix(".jsonl.gz")
-        with gzip.open(target, "wt") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        return target
-    if kind == "json":
-        target = path.with_suffix(".json")
-        target.write_text(json.dumps(rows, indent=2))
-        return target
-    if kind == "json lines":  # as pandas' to_json(orient="records", lines=True) writes a .json file
-        return write_jsonl(path.with_suffix(".json"), rows)
-    if kind in ("csv", "tsv"):
-        target = path.with_suffix(f".{kind}")
-        with target.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="," if kind == "csv" else "\t")
-            writer.writeheader()
-            writer.writerows(rows)
-        return target
-    if kind == "parquet":
-        target = path.with_suffix(".parquet")
-        Dataset.from_list(rows).to_parquet(str(target))
-        return target
-    if kind == "arrow":  # what datasets writes into its cache and save_to_disk folders
-        Dataset.from_list(rows).save_to_disk(str(path.parent / "saved_for_arrow"))
-        return next((path.parent / "saved_for_arrow").glob("*.arrow"))
-    if kind == "save_to_disk":
-        target = path.parent / "saved"
-        Dataset.from_list(rows).save_to_disk(str(target))
-        return target
-    if kind == "hub folder":
-        target = path.parent / "repo"
-        (target / "data").mkdir(parents=True)
-        Dataset.from_list(rows).to_parquet(str(target / "data" / "train-00000-of-00002.parquet"))
-        Dataset.from_list(rows[:2]).to_parquet(str(target / "data" / "test-00000-of-00001.parquet"))
-        return target
-    raise AssertionError(kind)
-
-
 KINDS = ["jsonl", "jsonl.gz", "json", "json lines", "csv", "tsv", "parquet", "arrow", "save_to_disk", "hub folder"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_file_type_reads_the_same_rows(tmp_path, kind):
-    expected = content(load_file(_write("jsonl", tmp_path / "ref", ROWS), "pairs", False, []))
-    source = _write(kind, tmp_path / "d", ROWS)
+    expected = content(load_file(write_kind("jsonl", tmp_path / "ref", ROWS), "pairs", False, []))
+    source = write_kind(kind, tmp_path / "d", ROWS)
     splits = load_splits(DatasetConfig(path=str(source)), "pairs", seed=0)
     assert content(splits.train) == expected and len(expected) == 5
     numbers = [int(r["row_source"].rsplit(":", 1)[1]) for r in splits.train]
@@ -181,7 +132,7 @@ def test_every_file_type_reads_the_same_rows(tmp_path, kind):
 
 
 def test_hub_folder_splits_come_from_file_names_and_val_split_reads_one(tmp_path):
-    repo = _write("hub folder", tmp_path / "d", ROWS)
+    repo = write_kind("hub folder", tmp_path / "d", ROWS)
     splits = load_splits(DatasetConfig(path=str(repo), val_split="test"), "pairs", seed=0)
     assert (len(splits.train), len(splits.val)) == (5, 2) and splits.val_origin == f"split 'test' of {repo}"
     with pytest.raises(DataError, match="has no split 'train_prefs'; its splits: train, test"):
@@ -216,7 +167,7 @@ def test_config_subsets_of_a_dataset_repository(tmp_path):
         (lambda text: text.replace("\n", "\r\n").encode(), "windows line endings"),
     ],
 )
-def test_encodings_and_line_endings_other_tools_write(tmp_path, raw, encoding):
+def test_encodings_and_line_endings_other_toolswrite_kind(tmp_path, raw, encoding):
     text = "".join(json.dumps({**r, "prompt": r["prompt"] + " ü\u2028"}) + "\n" for r in ROWS)
     for suffix in (".jsonl", ".csv"):
         path = tmp_path / f"d{suffix}"
@@ -245,7 +196,7 @@ def test_csv_cells_hold_json_lists_booleans_and_numbers(tmp_path):
 @pytest.mark.parametrize("kind,where", [("csv", "row 2"), ("parquet", "row 2"), ("jsonl", ":2"), ("save_to_disk", "row 2")])
 def test_bad_rows_name_the_file_the_row_and_the_field(tmp_path, kind, where):
     rows = [ROWS[0], {**ROWS[1], "rejected": ROWS[1]["chosen"]}, ROWS[2]]
-    source = _write(kind, tmp_path / "d", rows)
+    source = write_kind(kind, tmp_path / "d", rows)
     with pytest.raises(DataError) as err:
         load_splits(DatasetConfig(path=str(source)), "pairs", seed=0)
     assert err.value.line == 2 and err.value.field == "rejected" and "same as the chosen answer" in err.value.message
@@ -295,7 +246,7 @@ def test_format_setting_overrides_detection(tmp_path):
 
 def test_sources_mix_with_sampled_counts_per_source(tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", [{**ROWS[i], "prompt": f"a{i}"} for i in range(5)])
-    b = _write("parquet", tmp_path / "b", [{**ROWS[i], "prompt": f"b{i}"} for i in range(3)])
+    b = write_kind("parquet", tmp_path / "b", [{**ROWS[i], "prompt": f"b{i}"} for i in range(3)])
     cfg = DatasetConfig(path=[f"{a}#2", f"{b}#7"])
     splits = load_splits(cfg, "pairs", seed=3)
     names = [r["prompt"][0]["content"] for r in splits.train]

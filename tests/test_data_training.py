@@ -1,7 +1,6 @@
 """Every input format and file type trains the tiny model with each algorithm it suits (one sweep process per family
 of algorithms; each job one optimizer step)."""
 
-import csv
 import gzip
 import json
 import math
@@ -11,6 +10,7 @@ import pytest
 from datasets import Dataset
 
 from conftest import run_cli
+from helpers.data_files import write_kind
 
 STEP = ["model=tiny", "train.max_steps=1", "train.per_device_train_batch_size=2", "train.gradient_accumulation_steps=1",
         "train.eval=false", "train.save_steps=0", "train.max_length=96"]
@@ -182,40 +182,10 @@ def test_prompt_sources_train_the_online_algorithms(data, algorithm, extra):
         assert s["train_rows"] == N and s["val_source"].startswith("split 'test'")
 
 
-def _write_kind(kind: str, root: Path, rows: list[dict]) -> Path:
-    if kind == "csv" or kind == "tsv":
-        path = root / f"pairs.{kind}"
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="," if kind == "csv" else "\t")
-            writer.writeheader()
-            writer.writerows(rows)
-        return path
-    if kind == "json":
-        path = root / "pairs.json"
-        path.write_text(json.dumps(rows, indent=1))
-        return path
-    if kind == "jsonl.gz":
-        path = root / "pairs.jsonl.gz"
-        with gzip.open(path, "wt") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        return path
-    if kind == "parquet":
-        path = root / "pairs.parquet"
-        Dataset.from_list(rows).to_parquet(str(path))
-        return path
-    if kind == "arrow":
-        Dataset.from_list(rows).save_to_disk(str(root / "for_arrow"))
-        return next((root / "for_arrow").glob("*.arrow"))
-    if kind == "save_to_disk":
-        Dataset.from_list(rows).save_to_disk(str(root / "saved"))
-        return root / "saved"
-    raise AssertionError(kind)
-
-
 def test_every_file_type_trains(tmp_path):
     rows = [{"prompt": _q(i), "chosen": _a(i), "rejected": _a(i, True)} for i in range(N)]
     kinds = ["csv", "tsv", "json", "jsonl.gz", "parquet", "arrow", "save_to_disk"]
-    paths = [_write_kind(k, tmp_path, rows) for k in kinds]
+    paths = [write_kind(k, tmp_path / k.replace('.', '_'), rows) for k in kinds]
     # Two sources mixed in one more job: SOURCE#N draws rows from each.
     mixed = f'["{paths[0]}#3","{paths[4]}#5"]'  # Hydra reads a '#' only inside quotes
     summaries = _sweep(tmp_path, "kinds", ["dataset=custom", f"dataset.path={','.join(map(str, paths))},{mixed}"],
