@@ -100,7 +100,8 @@ def train(run: Run) -> dict:
             "data_sources": splits.sources,
             "val_source": splits.val_origin,
             "lengths": lengths,
-            # Reading, converting and checking every row, and measuring them unless read per batch.
+            # Reading, converting and checking every row, loading the tokenizer and measuring the rows (unless they
+            # are read per batch): everything before the model loads.
             "data_seconds": round(data_seconds, 2),
             "bf16": bf16,
             "trainable_parameters": trainable,

@@ -7,7 +7,8 @@
 Each size gets a deterministic file of ms-swift DPO rows (messages + rejected_response, about 350 bytes a row, as
 the 342 MB million-row file of the measurements), written once into --work. Each run is one process:
 `python -m rlhf_lab model=tiny dataset=custom dataset.path=FILE train.max_steps=1`, without held-out evaluation.
-Reported: the seconds to read, convert and check every row (summary.json's data_seconds) and the rows per second
+Reported: the seconds to read, convert and check every row (summary.json's data_seconds, which includes loading
+the tokenizer, about 3 s here) and the rows per second
 that makes, the seconds from process start to the end of the first optimizer step, the wall time, and the peak
 RSS of the whole process. A run past --timeout is stopped and reported as such (what it reached by then is shown).
 """
