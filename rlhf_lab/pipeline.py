@@ -53,8 +53,7 @@ def train(run: Run) -> dict:
     set_seed(run.train.seed)
     bf16 = resolve_bf16(run.train.bf16)
     t_load = time.time()
-    inputs = load_inputs(run, splits, bf16, processing)
-    inputs.lazy = lazy
+    inputs = load_inputs(run, splits, bf16, processing, lazy)
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
     # Only the main process logs to dashboards: one wandb run per run, whatever the process count.
@@ -139,9 +138,10 @@ def lazy_plan(run: Run, splits, tokenizer, policy: str):
 
     wanted = run.dataset.lazy_tokenize
     if wanted is None:
-        wanted = len(splits.train) > LAZY_ROWS and run.algorithm.lazy_blocker() is None
-        if len(splits.train) > LAZY_ROWS and not wanted:
-            log.info("tokenizing %d rows before training: %s", len(splits.train), run.algorithm.lazy_blocker())
+        blocker = run.algorithm.lazy_blocker()
+        wanted = len(splits.train) > LAZY_ROWS and blocker is None
+        if len(splits.train) > LAZY_ROWS and blocker:
+            log.info("tokenizing %d rows before training: %s", len(splits.train), blocker)
     if not wanted or has_images(splits.train):
         return None
     log.info("%d training rows: read, measured and tokenized per batch (dataset.lazy_tokenize)", len(splits.train))
@@ -184,7 +184,7 @@ def load_processing(run: Run) -> tuple:
     return processor, processor.tokenizer if processor is not None else load_tokenizer(run.model)
 
 
-def load_inputs(run: Run, splits, bf16: bool, processing: tuple | None = None) -> TrainInputs:
+def load_inputs(run: Run, splits, bf16: bool, processing: tuple | None = None, lazy=None) -> TrainInputs:
     """Tokenizer (and a vision-language model's processor), model and tuner: what every builder receives."""
     from rlhf_lab.models.load import load_causal_lm
     from rlhf_lab.models.tuners import peft_config
@@ -208,6 +208,7 @@ def load_inputs(run: Run, splits, bf16: bool, processing: tuple | None = None) -
             run.tuner, run.algorithm.disable_dropout, head=run.spec.model_head, exclude=frozen_linears
         ),
         processor=processor,
+        lazy=lazy,
     )
 
 

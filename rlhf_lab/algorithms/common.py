@@ -23,18 +23,14 @@ class TrainInputs:
     peft_config: Any = None
     # A vision-language model's processor (images and text), None for text-only models.
     processor: Any = None
-    # Rows read and tokenized per batch (dataset.lazy_tokenize; algorithms/lazy_rows.py), None for up front.
+    # Text rows read and tokenized per batch (dataset.lazy_tokenize; algorithms/lazy_rows.py), None for up front
+    # (rows with images always take the vision path, which is per batch too).
     lazy: Any = None
 
     @property
     def vision(self) -> bool:
         """Whether the run trains on images (a vision-language model and rows that have an images list)."""
         return self.processor is not None and "images" in (self.splits.train[0] if len(self.splits.train) else {})
-
-    @property
-    def text_lazy(self):
-        """The per-batch plan for text rows (rows with images always take the vision path, per batch)."""
-        return None if self.vision else self.lazy
 
     @property
     def index_rows(self) -> bool:

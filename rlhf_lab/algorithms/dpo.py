@@ -46,8 +46,7 @@ def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    from rlhf_lab.algorithms.lazy_rows import index_dataset as row_indices
-    from rlhf_lab.algorithms.lazy_rows import per_batch
+    from rlhf_lab.algorithms.lazy_rows import per_batch, row_indices
     from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
     from rlhf_lab.algorithms.shared_prompt import share_prompts_in
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
@@ -56,7 +55,7 @@ def build(run: Run, inputs: TrainInputs):
     score_only_labelled_positions()
     losses, weights = loss_terms(cfg)
     rows = inputs.splits.train
-    lazy = inputs.text_lazy
+    lazy = inputs.lazy
     args = TRLDPOConfig(
         **trainer_args(run, inputs.bf16, inputs.index_rows),
         beta=cfg.beta,

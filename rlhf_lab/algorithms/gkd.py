@@ -63,14 +63,14 @@ def build(run: Run, inputs: TrainInputs):
         seq_kd=cfg.seq_kd,
         max_length=run.train.max_length,
     )
-    from rlhf_lab.algorithms.lazy_rows import index_dataset
+    from rlhf_lab.algorithms.lazy_rows import row_indices
 
     lazy, rows = inputs.lazy, inputs.splits.train
     trainer = LabGKDTrainer(
         teacher_model=load_teacher(run, inputs),
         args=args,
         sft_alpha=cfg.sft_alpha,
-        **inputs.trainer_kwargs(index_dataset(len(rows)) if lazy else trl_dataset(rows)),
+        **inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows)),
     )
     # TRL's GKD collator tokenizes each batch itself: read per batch, its rows only need decoding.
     return lazy.attach(trainer, TRL_COLUMNS) if lazy else trainer

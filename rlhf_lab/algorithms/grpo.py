@@ -68,11 +68,11 @@ def build(run: Run, inputs: TrainInputs):
         model, tokenizer = load_reward_model(run, inputs.bf16)
         rewards.append(model)
         processing.append(tokenizer)
-    from rlhf_lab.algorithms.lazy_rows import index_dataset
+    from rlhf_lab.algorithms.lazy_rows import row_indices
 
-    lazy = inputs.text_lazy
+    lazy = inputs.lazy
     rows = inputs.splits.train
-    kwargs = inputs.trainer_kwargs(index_dataset(len(rows)) if lazy else trl_dataset(rows))
+    kwargs = inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows))
     if inputs.vision:
         from rlhf_lab.algorithms.vision import pixel_bounds
 

@@ -6,6 +6,7 @@ import dataclasses
 import random
 
 from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args
+from rlhf_lab.data.rows import Rows
 from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import KTOConfig
 
@@ -13,11 +14,11 @@ from rlhf_lab.schema.algorithm import KTOConfig
 TRL_COLUMNS = ("prompt", "completion", "label")
 
 
-def shuffled(rows, seed: int):
+def shuffled(rows: Rows, seed: int) -> Rows:
     # TRL reads KTO batches in order (its KL term pairs each row with a neighbour), so shuffle once here.
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    return rows.select(order) if hasattr(rows, "select") else [rows[i] for i in order]
+    return rows.select(order)
 
 
 def trl_dataset(rows: list[dict]):
@@ -30,8 +31,7 @@ def build(run: Run, inputs: TrainInputs):
     from trl import KTOConfig as TRLKTOConfig
     from trl import KTOTrainer
 
-    from rlhf_lab.algorithms.lazy_rows import index_dataset as row_indices
-    from rlhf_lab.algorithms.lazy_rows import per_batch
+    from rlhf_lab.algorithms.lazy_rows import per_batch, row_indices
     from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
 
@@ -39,7 +39,7 @@ def build(run: Run, inputs: TrainInputs):
     # KTO's four passes (policy and reference, answer and KL answer) score only the answer, a third of a row here.
     score_only_labelled_positions()
     rows = shuffled(inputs.splits.train, run.train.seed)
-    lazy = inputs.text_lazy and dataclasses.replace(inputs.text_lazy, rows=rows)
+    lazy = inputs.lazy and dataclasses.replace(inputs.lazy, rows=rows)
     args = TRLKTOConfig(
         **trainer_args(run, inputs.bf16, inputs.index_rows),
         beta=cfg.beta,

@@ -28,7 +28,7 @@ INDEX = "index"
 MAX_DRAWS = 64
 
 
-def index_dataset(n: int):
+def row_indices(n: int):
     from datasets import Dataset
 
     return Dataset.from_dict({INDEX: list(range(n))})
@@ -36,16 +36,16 @@ def index_dataset(n: int):
 
 @dataclass
 class LazyPlan:
-    """What a builder needs to train from rows drawn per batch: the rows, and the length check (None = unchecked)."""
+    """What a builder needs to train from rows drawn per batch: the rows, and the length check applied as drawn."""
 
     rows: Rows
-    lengths: LengthCheck | None
+    lengths: LengthCheck
     seed: int
 
     def draw(self, index: int) -> dict:
         """The row at index, or, if the length policy removes it, another row drawn with the seed."""
         row = self.rows[index]
-        if self.lengths is None or self.lengths.keep(row):
+        if self.lengths.keep(row):
             return row
         rng = random.Random(self.seed * 1_000_003 + index)
         for _ in range(MAX_DRAWS):

@@ -23,9 +23,9 @@ def columns(rows) -> tuple[str, ...]:
 def build(run: Run, inputs: TrainInputs):
     from trl import RewardConfig, RewardTrainer
 
-    from rlhf_lab.algorithms.lazy_rows import index_dataset, per_batch
+    from rlhf_lab.algorithms.lazy_rows import per_batch, row_indices
 
-    lazy = inputs.text_lazy
+    lazy = inputs.lazy
     args = RewardConfig(
         **trainer_args(run, inputs.bf16, inputs.index_rows),
         center_rewards_coefficient=run.algorithm.center_rewards_coefficient,
@@ -41,6 +41,6 @@ def build(run: Run, inputs: TrainInputs):
     rows = inputs.splits.train
     trainer = (per_batch(RewardTrainer) if lazy else RewardTrainer)(
         args=args,
-        **inputs.trainer_kwargs(index_dataset(len(rows)) if lazy else trl_dataset(rows)),
+        **inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows)),
     )
     return lazy.attach(trainer, columns(rows), trainer.prepare_batch) if lazy else trainer

@@ -65,9 +65,8 @@ def labelled(sample: Sample) -> list[dict]:
             {**rest, "prompt": pair["prompt"], "completion": pair["rejected"], "label": False},
         ]
     if sample.answer is None:
-        raise RowProblem(sample.no_answer.field if sample.no_answer else None,
-                         "KTO needs the answer that the label judges: "
-                         + (sample.no_answer.message if sample.no_answer else "the row has none"))
+        missing = sample.no_answer or RowProblem(None, "the row has none")
+        raise RowProblem(missing.field, f"KTO needs the answer that the label judges: {missing.message}")
     if sample.label is None:
         raise RowProblem("label", "missing; KTO rows need label: true (desirable) or false (undesirable)")
     return [{**sample.extras, "prompt": sample.prompt, "completion": sample.answer, "label": sample.label}]

@@ -115,9 +115,10 @@ def attach_images(raw: dict, rows: list[dict], base: Path) -> None:
 
 def has_images(rows) -> bool:
     """Whether any row has images (Rows know it from their column counts)."""
-    count = getattr(rows, "count", None)
-    if callable(count) and not isinstance(rows, list):
-        return count(IMAGES) > 0
+    from rlhf_lab.data.rows import Rows
+
+    if isinstance(rows, Rows):
+        return rows.rows_with(IMAGES) > 0
     return any(row.get(IMAGES) for row in rows)
 
 

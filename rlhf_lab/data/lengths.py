@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from rlhf_lab.data.formats import ROW_SOURCE
 from rlhf_lab.data.images import IMAGES
+from rlhf_lab.data.load import Dropped
 from rlhf_lab.errors import DataError
 
 # Per algorithm format: the message lists each trained sequence is made of, and the prompt's.
@@ -92,8 +93,6 @@ class LengthCheck:
         return True
 
     def _drop(self, row: dict, message: str) -> bool:
-        from rlhf_lab.data.load import Dropped
-
         path, _, line = row[ROW_SOURCE].rpartition(":")
         self.dropped.append(Dropped(path, int(line), None, message))
         return False

@@ -79,7 +79,7 @@ class Rows(Sequence):
                 out[key] += n
         return out
 
-    def count(self, column: str) -> int:  # type: ignore[override]
+    def rows_with(self, column: str) -> int:
         """How many rows have this column."""
         return self.counts[column]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -74,10 +75,10 @@ class Source:
         if self.kind == "saved":
             from datasets import DatasetDict
 
-            loaded = self._saved()
+            loaded = self._saved
             return list(loaded) if isinstance(loaded, DatasetDict) else ["train"]
         if self.kind == "folder":
-            return list(self._data_files())
+            return list(self._data_files)
         return _hub_split_names(self.spec.location, self.subset)
 
     def read(self, split: str) -> Iterator[FileRows]:
@@ -88,7 +89,7 @@ class Source:
                                            "dataset folders and hub ids")
             yield read_file(self.path, self.spec.location)
         elif self.kind == "folder":
-            files = self._data_files()
+            files = self._data_files
             if split not in files:
                 raise DataError(str(self), f"has no split {split!r}; its splits: {', '.join(files)} (dataset.split)")
             for file in files[split]:
@@ -98,6 +99,7 @@ class Source:
         else:
             yield _hub_rows(self.spec.location, self.subset, split)
 
+    @cached_property
     def _saved(self):
         from datasets import load_from_disk
 
@@ -109,7 +111,7 @@ class Source:
     def _saved_rows(self, split: str) -> FileRows:
         from datasets import DatasetDict
 
-        loaded = self._saved()
+        loaded = self._saved
         if isinstance(loaded, DatasetDict):
             if split not in loaded:
                 raise DataError(str(self), f"has no split {split!r}; its splits: {', '.join(loaded)} (dataset.split)")
@@ -118,6 +120,7 @@ class Source:
             raise DataError(str(self), f"is a saved Dataset without splits, so it has no split {split!r}")
         return FileRows(str(self), "row", _dataset_rows(loaded), self.path)
 
+    @cached_property
     def _data_files(self) -> dict[str, list[str]]:
         """Split -> files, by datasets' rules for a dataset repository (file names, or the README's configs)."""
         from datasets import load_dataset_builder

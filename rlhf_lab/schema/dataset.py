@@ -7,11 +7,12 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
+from rlhf_lab.data.styles import STYLES
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import in_range, one_of, positive, str_or_list
 
-# Input formats (data/styles.py); auto detects each source's format from its columns.
-FORMATS = ("auto", "messages", "sharegpt", "alpaca", "query_response", "trl", "hh_rlhf")
+# Input formats (data/styles.py, which imports nothing heavy); auto detects each source's format from its columns.
+FORMATS = ("auto", *STYLES)
 # What happens to a row longer than train.max_length: right cuts its end (keeps the first max_length tokens),
 # delete drops it (listed like a bad row), error stops the run naming it.
 TRUNCATIONS = ("right", "delete", "error")
