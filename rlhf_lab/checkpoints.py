@@ -120,15 +120,27 @@ def resume_point(run_dir: Path, setting: str) -> ResumePoint:
     return ResumePoint(path=path, step=step, skipped=tuple(skipped))
 
 
-def set_aside(run_dir: Path) -> Path | None:
-    """train.resume=never in a directory that has checkpoints: keep them, under another name, rather than mix them
-    with the new run's."""
-    root = run_dir / CHECKPOINTS
-    if not root.is_dir() or not any(root.iterdir()):
-        return None
-    aside = run_dir / f"{CHECKPOINTS}.before-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.replace(root, aside)
-    return aside
+def check_not_finished(point: ResumePoint, max_steps: int, num_train_epochs: float) -> None:
+    """Resuming a checkpoint at or past the run's end would train nothing (or one step more than asked): say so."""
+    from rlhf_lab.errors import ConfigError
+
+    if point.path is None:
+        return
+    ways = "or start over with train.resume=never (the earlier run's files are kept under before-<time>/)"
+    if 0 < max_steps <= point.step:
+        raise ConfigError("train.max_steps", f"is {max_steps} but the checkpoint the run would resume ({point.path}) "
+                                             f"is already at step {point.step}; raise train.max_steps above "
+                                             f"{point.step} to train further, {ways}")
+    if max_steps == -1:
+        try:
+            state = json.loads((point.path / TRAINER_STATE).read_text())
+            planned, epochs = int(state["max_steps"]), float(state["num_train_epochs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if epochs == num_train_epochs and 0 < planned <= point.step:
+            raise ConfigError("train.num_train_epochs", f"the checkpoint the run would resume ({point.path}) has "
+                                                        f"already trained its {num_train_epochs:g} epochs ({point.step} "
+                                                        f"steps); raise train.num_train_epochs to train further, {ways}")
 
 
 def rotate(root: Path, keep: int | None) -> None:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from rlhf_lab.config_errors import explain
-from rlhf_lab.errors import EXIT_USER_ERROR, UserError, print_error_line
+from rlhf_lab.errors import EXIT_USER_ERROR, ConfigError, UserError, print_error_line
 from rlhf_lab.paths import CONF_DIR
 from rlhf_lab.schema import register_schemas
 
@@ -72,20 +72,73 @@ def register_start_resolver() -> None:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
 
 
+# Hydra's flags that take a value, and those that choose what the command does (at most one of these).
+_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                "--experimental-rerun"}
+_MODE_FLAGS = {"--run": "--run", "-r": "--run", "--multirun": "--multirun", "-m": "--multirun", "--cfg": "--cfg",
+               "-c": "--cfg", "--info": "--info", "-i": "--info", "--shell-completion": "--shell-completion",
+               "-sc": "--shell-completion"}
+_INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides)."""
+    flags, overrides = [], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            flags.append(arg)
+            takes = arg in _VALUE_FLAGS or (arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in _INFO_TOPICS)
+            if takes and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(arg)
+        i += 1
+    return flags, overrides
+
+
 def main() -> int:
     register_schemas()
     register_start_resolver()
-    sys.argv[1:] = pin_group_sweeps(sys.argv[1:])
+    args = sys.argv[1:]
+    if args[:1] == ["from-swift"]:
+        from rlhf_lab.swift.translate import main as from_swift
+
+        return from_swift(args[1:])
     # Let composition errors reach us (instead of Hydra printing a multi-line report and exiting 1):
     # they are the user's to fix, so they get one line and exit code 2.
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        if "--help" in args or "-h" in args:
             from rlhf_lab.help import render_help
 
-            print(render_help(CONF_DIR, [a for a in sys.argv[1:] if a not in ("--help", "-h")]))
+            print(render_help(CONF_DIR, [a for a in args if a not in ("--help", "-h")]))
             return 0
+        flags, overrides = split_args(args)
+        from rlhf_lab.swift.flags import check_foreign_flags
+        from rlhf_lab.swift.environment import environment_overrides
+
+        check_foreign_flags(flags)
+        added = environment_overrides(overrides)
+        sys.argv[1:] = [*args, *added]
+        overrides += added
+        modes = sorted({_MODE_FLAGS[f] for f in flags if f in _MODE_FLAGS})
+        if modes == ["--cfg", "--multirun"]:
+            return dry_run_sweep(overrides)
+        if len(modes) > 1:
+            raise ConfigError(None, f"{' and '.join(modes)} cannot be given together; use one of them")
+        if modes == ["--cfg"]:
+            from rlhf_lab.preflight import check
+
+            print(check(overrides, read_data=True).line(), file=sys.stderr)
+        elif not modes or modes == ["--run"]:
+            from rlhf_lab.preflight import check
+
+            check(overrides, read_data=False)  # a bad config stops here, before Hydra creates the run directory
+        sys.argv[1:] = pin_group_sweeps(sys.argv[1:])
         _compose_and_run()
     except UserError as e:
         if user_wants_traceback:
@@ -114,3 +167,26 @@ def main() -> int:
         )
         return 1
     return 0
+
+
+def dry_run_sweep(overrides: list[str]) -> int:
+    """-m with --cfg: the dry run of every job of the sweep (a basic sweep's values expanded), one line each."""
+    from rlhf_lab.preflight import check, sweep_jobs
+
+    jobs = sweep_jobs(overrides)
+    failed = 0
+    for num, job in enumerate(jobs):
+        try:
+            line = check(job, read_data=True, job_num=num).line()
+        except UserError as e:
+            failed += 1
+            line = e.one_line()
+        except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
+            failed += 1
+            line = explain(e)
+        print(f"job {num} ({' '.join(job) or 'defaults'}): {line}", file=sys.stderr)
+    if any(o.split("=")[0] == "hparams_search" for o in overrides):
+        print("the search's own parameters (hydra.sweeper.params) are chosen by Optuna as it runs; the jobs above "
+              "use the config's values for them", file=sys.stderr)
+    print(f"{len(jobs) - failed} of {len(jobs)} jobs pass the checks", file=sys.stderr)
+    return EXIT_USER_ERROR if failed else 0

@@ -10,6 +10,8 @@ import yaml
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from rlhf_lab.schema.root import GROUPS
+
 
 def _valid_keys(exc: OmegaConfBaseException) -> list[str]:
     object_type = getattr(exc, "object_type", None)
@@ -28,19 +30,45 @@ def _unknown_key(exc: ConfigKeyError | ConfigAttributeError) -> str:
     parent = full_key.rsplit(".", 1)[0] if "." in full_key else ""
     valid = _valid_keys(exc)
     close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)" if close else ""
+    hint = f" (did you mean '{parent + '.' if parent else ''}{close[0]}'?)" if close else _elsewhere(key, parent)
     listing = f"; valid keys{' of ' + parent if parent else ''}: {', '.join(valid)}" if valid else ""
     return f"unknown key '{full_key}'{hint}{listing}"
+
+
+def _elsewhere(key: str, parent: str) -> str:
+    """A key that lives in another group (beta -> algorithm.beta), or an ms-swift/TRL name for one of ours."""
+    from rlhf_lab.schema.introspect import groups_with_field
+    from rlhf_lab.swift.flags import pointer
+
+    groups = [g for g in groups_with_field(key) if g != parent]
+    if len(groups) == 1:
+        return f" (did you mean '{groups[0]}.{key}'?)"
+    if groups:
+        return f" (it is a key of {', '.join(groups)}: e.g. '{groups[0]}.{key}')"
+    where = pointer(key)
+    return f" (rlhf_lab's equivalent of ms-swift's --{key}: {where})" if where else ""
+
+
+def _option_hint(group: str, option: str) -> str:
+    """A hub id or a file given where a preset name goes (model=Qwen/Qwen3-8B)."""
+    if not ("/" in option or "." in option):
+        return ""
+    if group == "model":
+        return f"; a hub id or a local checkpoint is set with model=custom model.name_or_path={option}"
+    if group == "dataset":
+        return f"; a file, folder or hub id is read with dataset=custom dataset.path={option}"
+    return ""
 
 
 def explain(exc: BaseException) -> str:
     """One line for any composition failure."""
     if isinstance(exc, MissingConfigException):
         missing = exc.missing_cfg_file or ""
-        group, _, option = missing.rpartition("/")
+        group, _, option = missing.partition("/") if missing.partition("/")[0] in GROUPS else missing.rpartition("/")
         options = ", ".join(exc.options) if exc.options else "none found"
         if group:
-            return f"config error: unknown option '{option}' for {group}; choose one of: {options}"
+            return (f"config error: unknown option '{option}' for {group}{_option_hint(group, option)}; choose one of: "
+                    f"{options}")
         return f"config error: {' '.join(str(exc).split())}"
     if isinstance(exc, OverrideParseException):
         text = " ".join(str(exc).split())

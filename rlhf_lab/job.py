@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+import shutil
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from rlhf_lab import fingerprint
 from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, OutputError, UserError, print_error_line
 from rlhf_lab.interrupts import stop_signals
 from rlhf_lab.paths import write_json_atomic
@@ -29,13 +31,8 @@ def run_job(cfg: DictConfig) -> dict:
     started = time.time()
     summary_path = run_dir / "summary.json"
     base = {"status": "running", "run_dir": str(run_dir), "overrides": list(overrides), "started_at": started}
-    # Written first so that a run killed midway never looks completed; by the main process only (the others of
-    # a run started with torchrun share the directory).
-    try:
-        if is_main():
-            write_json_atomic(summary_path, base)
-    except OSError as e:
-        raise OutputError(f"cannot write {summary_path}: {e.strerror or e}; choose another hydra.run.dir") from None
+    # Made for this command (Hydra's files only): a run that stops on bad input before it begins leaves nothing here.
+    fresh = fingerprint.only_hydra_files(run_dir)
 
     def write_summary(path: Path, data: dict) -> None:
         if not is_main():
@@ -44,12 +41,36 @@ def run_job(cfg: DictConfig) -> dict:
             write_json_atomic(path, data)
         except OSError as e:  # e.g. the disk filled up: the earlier summary stays, saying 'running', never 'completed'
             log.error("could not update %s: %s", path, e)
+
     with stop_signals() as stop, _released():
         try:
-            from rlhf_lab.launch import launch
             from rlhf_lab.run import build_run
 
-            run = build_run(cfg, run_dir, choices=dict(hc.runtime.choices), overrides=overrides, sweep_dir=sweep_dir)
+            # The processes a launcher started together check the directory once (the main one).
+            run = build_run(cfg, run_dir, choices=dict(hc.runtime.choices), overrides=overrides, sweep_dir=sweep_dir,
+                            check_dir=is_main())
+        except UserError as e:
+            if multirun and fresh:
+                # One failing job must not stop the sweep: it is recorded and the next job runs.
+                failed = failed_fields(e, run_dir)
+                write_summary(summary_path, {**base, **failed, "duration_s": round(time.time() - started, 2)})
+                log.error("job failed: %s", failed["error"])
+                return {**base, **failed}
+            _stop_before_start(run_dir, fresh, e)
+        if is_main() and run.train.resume == "never":
+            aside = fingerprint.set_aside(run_dir)
+            if aside:
+                log.warning("train.resume=never: the earlier run's files in this directory are kept in %s", aside)
+        # Written before training so that a run killed midway never looks completed; by the main process only (the
+        # others of a run started with torchrun share the directory).
+        try:
+            if is_main():
+                write_json_atomic(summary_path, base)
+        except OSError as e:
+            raise OutputError(f"cannot write {summary_path}: {e.strerror or e}; choose another hydra.run.dir") from None
+        try:
+            from rlhf_lab.launch import launch
+
             result = launch(run)
         except Interrupted as e:
             write_summary(summary_path, {**base, **interrupted_fields(e), "duration_s": round(time.time() - started, 2)})
@@ -57,6 +78,8 @@ def run_job(cfg: DictConfig) -> dict:
             stop.hand_over()  # under submitit: requeue the job, which resumes from the checkpoint
             raise SystemExit(e.exit_code) from None
         except BaseException as e:
+            if isinstance(e, UserError) and not multirun and not (run_dir / fingerprint.FILE).exists():
+                _stop_before_start(run_dir, fresh, e)  # bad data: the run never began
             failed = failed_fields(e, run_dir)
             write_summary(summary_path, {**base, **failed, "duration_s": round(time.time() - started, 2)})
             if multirun and isinstance(e, Exception):
@@ -71,6 +94,15 @@ def run_job(cfg: DictConfig) -> dict:
     summary = {**base, **result, "status": "completed", "duration_s": round(time.time() - started, 2)}
     write_summary(summary_path, summary)
     return summary
+
+
+def _stop_before_start(run_dir: Path, fresh: bool, e: UserError) -> None:
+    """Bad input found before the run began: one line, exit code 2, and no directory that looks like a run (one made
+    for this command goes; an earlier run's files stay as they were)."""
+    if fresh and is_main():
+        shutil.rmtree(run_dir, ignore_errors=True)
+    print_error_line(e.one_line())
+    raise SystemExit(EXIT_USER_ERROR) from None
 
 
 def release_job_memory() -> None:

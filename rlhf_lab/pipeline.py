@@ -6,6 +6,7 @@ import logging
 import pickle
 import time
 
+from rlhf_lab import fingerprint
 from rlhf_lab.algorithms.common import TrainInputs
 from rlhf_lab.data.images import has_images
 from rlhf_lab.data.lengths import check_lengths
@@ -13,6 +14,7 @@ from rlhf_lab.data.load import load_splits, write_dropped
 from rlhf_lab.errors import ConfigError, Interrupted, ModelError
 from rlhf_lab.interrupts import STOP, training_phase
 from rlhf_lab.ranks import is_main
+from rlhf_lab.reachability import check_models, tracker_mode
 from rlhf_lab.run import Run
 
 log = logging.getLogger("rlhf_lab")
@@ -27,6 +29,9 @@ def train(run: Run) -> dict:
         log.info("data: %(rows)d training rows from %(source)s (split %(split)s, %(format)s format, %(read)d read)",
                  source)
     log.info("held-out: %d rows from %s", len(splits.val), splits.val_origin)
+    # Models that come from the Hub, and the dashboard's server: one line now if they cannot be reached.
+    check_models(run)
+    wandb_mode = tracker_mode(run.logger) if is_main() else None
     # The tokenizer before the model: rows over train.max_length are measured (and dropped or refused) first.
     processing = load_processing(run)
     policy = run.dataset.truncation or run.spec.truncation
@@ -37,6 +42,9 @@ def train(run: Run) -> dict:
     dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
     if splits.dropped and is_main():
         log.warning("dropped %d rows (listed in %s)", len(splits.dropped), dropped_file)
+    if is_main():
+        # From here the directory holds this run: a later command may continue it only with the same settings.
+        fingerprint.write(run.run_dir, run.resolved)
     note_resume(run)
 
     from transformers import set_seed
@@ -57,7 +65,7 @@ def train(run: Run) -> dict:
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
 
     # Only the main process logs to dashboards: one wandb run per run, whatever the process count.
-    tracker = start_tracking(run) if is_main() else Tracker()
+    tracker = start_tracking(run, wandb_mode) if is_main() else Tracker()
     try:
         # Resuming keeps the records up to the checkpoint's step; later ones were lost with the stopped run.
         metrics = MetricsFile(run.run_dir / "metrics.jsonl", keep_until_step=run.resume.step if run.resume.path else None)
@@ -213,17 +221,12 @@ def load_inputs(run: Run, splits, bf16: bool, processing: tuple | None = None, l
 
 
 def note_resume(run: Run) -> None:
-    """Say where the run continues from and which checkpoints it passed over; resume=never sets old ones aside."""
-    from rlhf_lab.checkpoints import set_aside
+    """Say where the run continues from and which checkpoints it passed over."""
     from rlhf_lab.ranks import barrier
 
     if is_main():
         for path, reason in run.resume.skipped:
             log.warning("skipping checkpoint %s: %s", path, reason)
-        if run.train.resume == "never":
-            aside = set_aside(run.run_dir)
-            if aside:
-                log.warning("train.resume=never: the earlier checkpoints of this run directory are kept in %s", aside)
         if run.resume.path:
             log.info("resuming from %s (step %d)", run.resume.path, run.resume.step)
     barrier()

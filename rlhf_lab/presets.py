@@ -16,4 +16,19 @@ def model_preset_path(name: str) -> str | None:
         return None
     import yaml
 
-    return yaml.safe_load(preset.read_text())["name_or_path"]
+    return yaml.safe_load(preset.read_text())["model"]["name_or_path"]
+
+
+def preset_named_for(name_or_path: str) -> str | None:
+    """The model preset whose name_or_path is this hub id or path, if one is."""
+    import yaml
+
+    for preset in sorted((Path(CONF_DIR) / "model").glob("*.yaml")):
+        model = yaml.safe_load(preset.read_text())["model"]
+        if model is not None and model["name_or_path"] == name_or_path:
+            return preset.stem
+    return None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml") if p.stem != "custom")

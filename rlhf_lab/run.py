@@ -13,7 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from rlhf_lab.checkpoints import ResumePoint, resume_point
+from rlhf_lab import fingerprint
+from rlhf_lab.checkpoints import ResumePoint, check_not_finished, resume_point
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.models.source import resolve_source
 from rlhf_lab.registry import AlgorithmSpec, get_spec
@@ -102,8 +103,12 @@ def build_run(
     choices: dict | None = None,
     overrides: tuple[str, ...] = (),
     sweep_dir: Path | None = None,
+    check_dir: bool = True,
 ) -> Run:
-    """Validate every group, then the rules that span groups; raise ConfigError naming the key."""
+    """Validate every group, then the rules that span groups; raise ConfigError naming the key.
+
+    check_dir: whether the run directory must hold nothing or this same run (the process that starts the run
+    checks; the processes it starts, which see its first files, do not)."""
     parts = {g: _group_object(cfg, g) for g in ("algorithm", "model", "tuner", "dataset", "distributed", "logger", "train")}
     spec = get_spec(parts["algorithm"].name)
     if parts["distributed"].backend not in spec.distributed:
@@ -120,7 +125,11 @@ def build_run(
     for key, path in parts["algorithm"].model_paths().items():
         resolve_source(path, key=f"algorithm.{key}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    resume = resume_point(Path(run_dir), parts["train"].resume)
+    train = parts["train"]
+    if check_dir and train.resume != "never":
+        fingerprint.check_same_run(Path(run_dir), resolved)
+    resume = resume_point(Path(run_dir), train.resume)
+    check_not_finished(resume, train.max_steps, train.num_train_epochs)
     return Run(
         **parts,
         spec=spec,

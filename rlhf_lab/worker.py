@@ -31,7 +31,7 @@ def main(run_dir: Path) -> int:
         sweep_dir = Path(spec["sweep_dir"]) if spec["sweep_dir"] else None
         run = build_run(
             typed_config(spec["config"]), run_dir, choices=spec["choices"], overrides=tuple(spec["overrides"]),
-            sweep_dir=sweep_dir,
+            sweep_dir=sweep_dir, check_dir=False,
         )
         with stop_signals():
             result = train(run)

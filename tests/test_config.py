@@ -26,6 +26,8 @@ def test_every_option_composes_into_a_valid_run(compose, tmp_path, group, option
     overrides = [f"{group}={option}"]
     if (group, option) == ("dataset", "custom"):
         overrides.append("dataset.path=/data/pairs.jsonl")
+    if (group, option) == ("model", "custom"):
+        overrides.append("model.name_or_path=Qwen/Qwen3-0.6B")  # required
     if (group, option) == ("algorithm", "gkd"):
         overrides.append("algorithm.teacher_model=smollm2_135m")  # required, and a preset name works
     if (group, option) == ("algorithm", "ppo"):
@@ -136,7 +138,7 @@ def test_invalid_values_name_the_key(compose, tmp_path, overrides, key, fragment
     [
         (["algorithm.betta=0.2"], "unknown key 'algorithm.betta' (did you mean 'algorithm.beta'?)"),
         (["algorithm=dpoo"], "unknown option 'dpoo' for algorithm; choose one of: cispo, cpo, dapo, dpo, gkd, grpo, kto, orpo, ppo, rm, sapo, simpo"),
-        (["model=qwen9"], "choose one of: qwen2_5_vl_7b, qwen3_4b, qwen3_8b, qwen3_vl_8b, smollm2_135m, tiny, tiny_vl"),
+        (["model=qwen9"], "choose one of: custom, qwen2_5_vl_7b, qwen3_4b, qwen3_8b, qwen3_vl_8b, smollm2_135m, tiny, tiny_vl"),
         (["algorithm.beta=abc"], "algorithm.beta: Value 'abc' of type 'str' could not be converted to Float"),
         (["train.learning_rate=-1"], "train.learning_rate: must be > 0"),
         (["dataset.path=/no/such/file.jsonl"], "data error: /no/such/file.jsonl: no such file"),

@@ -22,7 +22,8 @@ print("CHARS=" + str(len(out.getvalue())))
 """
 
 
-@pytest.mark.parametrize("args", [["--cfg", "job"], ["--help"], ["--cfg", "job", "algorithm.beta=0.3", "model=qwen3_8b"]])
+@pytest.mark.parametrize("args", [["--cfg", "job"], ["--help"], ["--cfg", "job", "algorithm.beta=0.3", "model=tiny"],
+                                  ["--cfg", "job", "algorithm=grpo", "dataset=arith_math", "model=tiny"]])
 def test_config_only_commands_import_nothing_heavy(tmp_path, args):
     start = time.time()
     proc = subprocess.run([sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)], cwd=tmp_path, capture_output=True, text=True)

@@ -157,27 +157,23 @@ def _dataset_rows(dataset) -> Iterator:
 
 # --- the Hub --------------------------------------------------------------------------------------------------------
 
-def check_hub_reachable(repo_id: str, timeout: float = 5.0) -> None:
+def check_hub_reachable(repo_id: str) -> None:
     """One quick connection to the Hub's endpoint, so that an unreachable Hub is one line now rather than a minute of
     retries inside datasets. Offline mode (HF_HUB_OFFLINE=1) reads the local cache and needs no connection."""
-    import socket
-    from urllib.parse import urlparse
-
     from huggingface_hub import constants
+
+    from rlhf_lab.reachability import unreachable
 
     if constants.HF_HUB_OFFLINE:
         return
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout).close()
-    except OSError as e:
+    why = unreachable(constants.ENDPOINT)
+    if why:
         raise DataError(
             repo_id,
-            f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({e.__class__.__name__}: {e}); download the "
+            f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({why}); download the "
             f"dataset where there is a network (hf download {repo_id} --repo-type dataset --local-dir DIR) and set "
             "dataset.path=DIR, or set HF_HUB_OFFLINE=1 to read it from the local cache",
-        ) from None
+        )
 
 
 def _hub_split_names(repo_id: str, subset: str | None) -> list[str]:

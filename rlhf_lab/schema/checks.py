@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Iterable
 
 from rlhf_lab.errors import ConfigError
 
 
+_SHORT = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+
+
 def one_of(key: str, value: Any, choices: Iterable[Any]) -> None:
     choices = list(choices)
     if value not in choices:
-        raise ConfigError(key, f"got {value!r}; choose one of: {', '.join(map(str, choices))}")
+        names = [str(c) for c in choices]
+        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.5) if isinstance(value, str) else []
+        # Short spellings (bf16, fp32) that the close-match ratio misses.
+        close = close or [n for n in names if isinstance(value, str) and _SHORT.get(value.lower()) == n]
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(key, f"got {value!r}{hint}; choose one of: {', '.join(names)}")
 
 
 def positive(key: str, value: float | int, allow_zero: bool = False) -> None:

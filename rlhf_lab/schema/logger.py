@@ -28,12 +28,16 @@ class TensorboardLoggerConfig(LoggerConfig):
 @dataclass
 class WandbLoggerConfig(LoggerConfig):
     backend: str = "wandb"
-    project: str = "rlhf_lab"
+    # null: WANDB_PROJECT from the environment, else rlhf_lab.
+    project: Optional[str] = None
+    # null: WANDB_ENTITY from the environment, else the API key's default entity.
     entity: Optional[str] = None
     # Run name; null = <algorithm>-<model>-<the job's overrides or time>.
     name: Optional[str] = None
     tags: List[str] = field(default_factory=list)
-    # auto: online when an API key is configured (WANDB_API_KEY or `wandb login`), else offline.
+    # auto: WANDB_MODE (or WANDB_DISABLED) from the environment, else online when an API key is configured
+    # (WANDB_API_KEY or `wandb login`) and its server answers, else offline. online: a server that cannot be
+    # reached is an error before training.
     mode: str = "auto"
     # Group of the run; null = the sweep directory for multirun jobs, none for single runs.
     group: Optional[str] = None

@@ -212,9 +212,18 @@ class GKDConfig(AlgorithmConfig):
 
     @property
     def teacher_path(self) -> str:
-        from rlhf_lab.presets import model_preset_path
+        from pathlib import Path
 
-        return model_preset_path(self.teacher_model) or self.teacher_model
+        from rlhf_lab.presets import model_preset_path, preset_names
+
+        preset = model_preset_path(self.teacher_model)
+        if preset:
+            return preset
+        bare = "/" not in self.teacher_model and ":" not in self.teacher_model
+        if bare and not Path(self.teacher_model).expanduser().exists():
+            raise ConfigError("algorithm.teacher_model", f"{self.teacher_model!r} is not a model preset, a local "
+                                                         f"directory or a hub id; presets: {', '.join(preset_names())}")
+        return self.teacher_model
 
     def model_paths(self) -> dict[str, str]:
         return {"teacher_model": self.teacher_path}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import netrc
 import os
 from dataclasses import dataclass, field
 
@@ -35,22 +34,8 @@ class Tracker:
             self.wandb_run = None
 
 
-def wandb_has_api_key() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return False
-
-
-def wandb_mode(setting: str) -> str:
-    if setting != "auto":
-        return setting
-    return "online" if wandb_has_api_key() else "offline"
-
-
-def start_tracking(run: Run) -> Tracker:
+def start_tracking(run: Run, wandb_mode: str | None) -> Tracker:
+    """wandb_mode: as reachability.tracker_mode decided it, before the model loaded."""
     backend = run.logger.backend
     if backend == "none":
         return Tracker()
@@ -65,19 +50,21 @@ def start_tracking(run: Run) -> Tracker:
         from transformers.integrations import WandbCallback
 
         cfg = run.logger
-        mode = wandb_mode(cfg.mode)
         group = cfg.group or (run.sweep_dir.name if run.sweep_dir else None)
+        # wandb's own WANDB_PROJECT and WANDB_DIR hold where the config leaves them unset.
+        project = cfg.project or os.environ.get("WANDB_PROJECT") or "rlhf_lab"
+        files = os.environ.get("WANDB_DIR") or str(run.run_dir)
         wandb_run = wandb.init(
-            project=cfg.project,
+            project=project,
             entity=cfg.entity,
             name=cfg.name or run.name,
             tags=list(cfg.tags) + [run.algorithm.name, run.choices.get("model", "")],
             group=group,
             config=run.resolved,
-            dir=str(run.run_dir),
-            mode=mode,
+            dir=files,
+            mode=wandb_mode,
             reinit="finish_previous",
         )
-        log.info("wandb run %s (%s), files under %s", wandb_run.name, mode, run.run_dir / "wandb")
+        log.info("wandb run %s (%s), files under %s", wandb_run.name, wandb_mode, files)
         return Tracker(callbacks=[WandbCallback()], wandb_run=wandb_run)
     raise ValueError(f"unknown logger backend {backend!r}")
