@@ -123,7 +123,7 @@ def main() -> int:
 
         check_foreign_flags(flags)
         added = environment_overrides(overrides)
-        sys.argv[1:] = [*args, *added]
+        sys.argv[1:] = [*added, *args]  # before any flag: argparse takes overrides only ahead of them
         overrides += added
         modes = sorted({_MODE_FLAGS[f] for f in flags if f in _MODE_FLAGS})
         if modes == ["--cfg", "--multirun"]:

@@ -9,6 +9,7 @@ is written to the run directory and torch.distributed's own launcher (torch.dist
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from rlhf_lab.errors import Interrupted, UserError
 from rlhf_lab.interrupts import STOP
 from rlhf_lab.ranks import under_launcher
 from rlhf_lab.run import Run
+
+log = logging.getLogger("rlhf_lab")
 
 LAUNCH_DIR = ".launch"
 RESOLVED_FILE = "resolved.yaml"
@@ -47,7 +50,12 @@ class WorkerFailed(RuntimeError):
 
 
 def launch(run: Run) -> dict:
-    if run.world_size == 1 or under_launcher():
+    if under_launcher():
+        from rlhf_lab.pipeline import train
+
+        return train(run)
+    check_devices(run)
+    if run.world_size == 1:
         from rlhf_lab.pipeline import train
 
         return train(run)
@@ -99,7 +107,8 @@ def torchrun_command(run: Run) -> list[str]:
 
 
 def check_devices(run: Run) -> None:
-    """On GPUs each worker takes one device: more workers than devices would share them or fail late."""
+    """On GPUs each worker takes one device: more workers than devices would share them or fail late, fewer leave
+    some idle (said, not refused)."""
     import torch
 
     from rlhf_lab.errors import ConfigError
@@ -110,10 +119,14 @@ def check_devices(run: Run) -> None:
             "distributed.nproc_per_node",
             f"is {run.distributed.nproc_per_node} but this node has {gpus} GPUs; set it to at most {gpus}",
         )
+    if gpus > run.distributed.nproc_per_node:
+        # As with torchrun, one process per GPU: the others stay idle unless asked for.
+        log.warning("%d GPUs are visible but the run starts %d process(es) per node; %d stay idle (set "
+                    "distributed.nproc_per_node=%d, or NPROC_PER_NODE, to use them all)", gpus,
+                    run.distributed.nproc_per_node, gpus - run.distributed.nproc_per_node, gpus)
 
 
 def spawn_workers(run: Run) -> dict:
-    check_devices(run)
     folder = write_launch_spec(run)
     # Its own session: a Ctrl-C in the terminal reaches this process only, which passes it on once (torchrun
     # forwards it to the workers, which stop at a step boundary with a checkpoint).

@@ -23,10 +23,9 @@ def preset_named_for(name_or_path: str) -> str | None:
     """The model preset whose name_or_path is this hub id or path, if one is."""
     import yaml
 
-    for preset in sorted((Path(CONF_DIR) / "model").glob("*.yaml")):
-        model = yaml.safe_load(preset.read_text())["model"]
-        if model is not None and model["name_or_path"] == name_or_path:
-            return preset.stem
+    for name in preset_names():
+        if yaml.safe_load((Path(CONF_DIR) / "model" / f"{name}.yaml").read_text())["model"]["name_or_path"] == name_or_path:
+            return name
     return None
 
 

@@ -158,6 +158,8 @@ def _truncation(values: list[str]) -> list[str]:
     return [f"dataset.truncation={value}"]
 
 
+# --output_dir DIR: like ms-swift's DIR/v<N>-<time>, each run gets a folder of its own inside DIR.
+RUN_NAME = "${rlhf_lab_start:%Y%m%d-%H%M%S}"
 _NO_PERIODIC_EVAL = "rlhf_lab evaluates on the held-out rows before and after training (train.eval), not every N steps"
 _HUB = ("the Hugging Face Hub is rlhf_lab's hub; a ModelScope id may differ there (check it, or give a local path)")
 
@@ -257,9 +259,11 @@ FLAGS: dict[str, Flag] = {
     "fsdp": Flag(convert=_choice("--fsdp", {"fsdp2": ["distributed=fsdp"], "full_shard": ["distributed=fsdp"]},
                                  "; rlhf_lab writes the FSDP2 settings from distributed.*"), hint="distributed=fsdp"),
     # --- outputs
-    "output_dir": Flag(key="hydra.run.dir", hint="hydra.run.dir=DIR (hydra.sweep.dir=DIR with -m)"),
+    "output_dir": Flag(convert=lambda v: [f"hydra.run.dir={_one(v, '--output_dir')}/{RUN_NAME}"],
+                       hint="hydra.run.dir=DIR (hydra.sweep.dir=DIR with -m)"),
     "report_to": Flag(convert=_report_to, hint="logger=wandb|tensorboard|none"),
-    "add_version": Flag(unneeded="each run gets its own time-stamped directory unless hydra.run.dir names one"),
+    "add_version": Flag(convert=lambda v: [] if _one(v, "--add_version") == "true" else ["--no-version"],
+                        hint="hydra.run.dir=DIR (a run of its own), or a time-stamped name as by default"),
 }
 
 # Environment variables of a swift command line: the launcher's (distributed.*) and Qwen-VL's image size.

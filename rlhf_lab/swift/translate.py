@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_lab.errors import EXIT_USER_ERROR
-from rlhf_lab.swift.flags import ENV_FLAGS, FLAGS, KEPT_ENV, Refused, as_override
+from rlhf_lab.swift.flags import ENV_FLAGS, FLAGS, KEPT_ENV, RUN_NAME, Refused, as_override
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
@@ -29,6 +31,8 @@ class Translation:
     refused: list[tuple[str, str]] = field(default_factory=list)
     # (what was given, why rlhf_lab needs none)
     unneeded: list[tuple[str, str]] = field(default_factory=list)
+    # What to check by hand.
+    notes: list[str] = field(default_factory=list)
 
     def command(self) -> str:
         words = [*self.env, "python", "-m", "rlhf_lab", *self.overrides]
@@ -97,6 +101,8 @@ def translate(words: list[str]) -> Translation:
         _environment(out, name, value)
     for name, values in flags:
         _flag(out, name, values)
+    _without_version(out)
+    _hub_ids(out, flags)
     _nproc_without_engine(out, env)
     _check_against_schemas(out)
     return out
@@ -150,6 +156,28 @@ def _flag(out: Translation, name: str, values: list[str]) -> None:
     out.mapped.append((given, " ".join(overrides)))
 
 
+def _without_version(out: Translation) -> None:
+    """--add_version false: the run goes into --output_dir itself, as in ms-swift."""
+    if "--no-version" not in out.overrides:
+        return
+    out.overrides = [o.replace(f"/{RUN_NAME}", "") if o.startswith("hydra.run.dir=") else o
+                     for o in out.overrides if o != "--no-version"]
+    out.mapped = [(g, b.replace("--no-version", "hydra.run.dir=--output_dir itself")) for g, b in out.mapped]
+
+
+def _hub_ids(out: Translation, flags: list[tuple[str, list[str]]]) -> None:
+    given = dict(flags)
+    if given.get("use_hf") == ["true"]:
+        return
+    bare = [v.split("#")[0].split(":")[0] for name in ("model", "dataset", "teacher_model", "reward_model", "ref_model")
+            for v in given.get(name, [])]
+    ids = [v for v in bare if HUB_ID.match(v) and not Path(v).exists()]
+    if ids:
+        out.notes.append(f"ms-swift reads {', '.join(ids)} from ModelScope (no --use_hf true); rlhf_lab reads the Hugging "
+                         "Face Hub, where a ModelScope id may be missing or named differently: check each one, or "
+                         "download it and give the local folder")
+
+
 def _nproc_without_engine(out: Translation, env: dict[str, str]) -> None:
     """NPROC_PER_NODE > 1 with no --deepspeed: ms-swift runs DDP."""
     nproc = env.get("NPROC_PER_NODE", "1")
@@ -199,6 +227,8 @@ def main(args: list[str]) -> int:
         print(f"  {given}  ->  {became}", file=sys.stderr)
     for given, why in result.unneeded:
         print(f"  {given}  ->  (not needed: {why})", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     if result.refused:
         print(f"not translated ({len(result.refused)}):", file=sys.stderr)
         for given, why in result.refused:
