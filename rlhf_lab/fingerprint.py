@@ -29,6 +29,11 @@ NOT_TRAINING = frozenset({
 })
 # Files Hydra writes into the run directory before a job starts (they belong to whichever command ran last).
 HYDRA_FILES = (".hydra",)
+# What a run writes into its directory; anything else there (the user's data, notes) is not a run's and is left alone.
+RUN_OUTPUTS = frozenset({
+    FILE, "summary.json", "metrics.jsonl", "dropped_rows.jsonl", "checkpoints", "adapter", "model", "tensorboard",
+    "wandb", ".launch", ".adapter.partial", ".model.partial",
+})
 
 
 def settings(resolved: dict) -> dict[str, Any]:
@@ -85,7 +90,7 @@ def _short(value: Any) -> str:
 
 
 def holds_run(run_dir: Path) -> bool:
-    """Whether an earlier run left its record here (anything beyond the files Hydra writes for every command)."""
+    """Whether an earlier run left its record here (any file or folder a run writes, beyond Hydra's)."""
     if not run_dir.is_dir():
         return False
     return any(_of_a_run(p) for p in run_dir.iterdir())
@@ -127,7 +132,5 @@ def set_aside(run_dir: Path) -> Path | None:
 
 
 def _of_a_run(entry: Path) -> bool:
-    """A file or folder a run wrote: not Hydra's, and not an earlier run already set aside."""
-    if entry.name in HYDRA_FILES or entry.suffix == ".log":
-        return False
-    return not (entry.is_dir() and entry.name.startswith(("before-", "checkpoints.before-")))
+    """A file or folder a run wrote (an earlier run already set aside under before-<time>/ is not one)."""
+    return entry.name in RUN_OUTPUTS or (entry.name.startswith("traceback") and entry.suffix == ".txt")

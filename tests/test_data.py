@@ -165,9 +165,9 @@ def test_data_error_stops_the_cli_before_the_model_loads(tmp_path):
     proc = run_cli(["model=qwen3_8b", f"dataset.path={path}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"data error: {path}:2: field 'rejected_response': missing; pairs need the rejected answer as rejected_response"
-    # qwen3_8b cannot load here: reaching it would have been a model error, not a data error.
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == "failed" and summary["error"].startswith("data error")
+    # qwen3_8b cannot load here: reaching it would have been a model error, not a data error. The run never began,
+    # so no directory that looks like a run is left.
+    assert not (tmp_path / "run").exists()
 
 
 KTO_GOOD = {"messages": GOOD["messages"], "label": True}

@@ -74,6 +74,18 @@ def test_fingerprint_leaves_out_what_does_not_change_the_training():
     assert fingerprint.differences(settings, changed) == ["algorithm.beta: 0.1 -> 0.2", "tuner.name: lora -> full"]
 
 
+def test_the_users_own_files_are_not_a_run_and_are_not_moved(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    assert not fingerprint.holds_run(tmp_path)
+    fingerprint.check_same_run(tmp_path, {g: {} for g in fingerprint.GROUPS})  # nothing to compare with: no error
+    (tmp_path / "summary.json").write_text("{}")
+    (tmp_path / "traceback-rank1.txt").write_text("")
+    aside = fingerprint.set_aside(tmp_path)
+    assert sorted(p.name for p in aside.iterdir()) == ["summary.json", "traceback-rank1.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "data").is_dir()
+
+
 def test_a_directory_with_a_run_but_no_recorded_settings_is_not_resumed(tmp_path):
     (tmp_path / "checkpoints" / "checkpoint-3").mkdir(parents=True)
     with pytest.raises(ConfigError, match="whose settings are not recorded"):

@@ -127,8 +127,8 @@ def test_resume_never_starts_over_and_keeps_the_old_checkpoints_aside(tmp_path, 
     proc = run_cli([*args, "train.resume=never"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert read_summary(run_dir)["resumed_from"] is None
-    aside = list(run_dir.glob("checkpoints.before-*"))
-    assert len(aside) == 1 and (aside[0] / "checkpoint-2").is_dir()
+    aside = list(run_dir.glob("before-*"))
+    assert len(aside) == 1 and (aside[0] / "checkpoints" / "checkpoint-2").is_dir()
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
 
 
