@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import in_range, one_of, positive, str_or_list
+from rlhf_lab.schema.fields import doc
 
 # Every loss TRL 1.16's DPOTrainer implements ('sft' is reached through rpo_alpha or a combined list).
 DPO_LOSS_TYPES = (
@@ -17,15 +18,16 @@ DPO_LOSS_TYPES = (
 )
 # Losses that read label_smoothing (sigmoid through cDPO, implemented in algorithms/dpo.py).
 LABEL_SMOOTHING_LOSSES = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired")
+REF_MODEL_HELP = "Path or hub id of a separate reference model; null = the base model (LoRA: adapters disabled)."
+PRECOMPUTE_HELP = "Compute the reference log-probs once before training, not every step."
 
 
 @dataclass
 class AlgorithmConfig:
-    # Registry key: which builder turns the run into a trainer.
-    name: str = MISSING
-    # Switch off every dropout of the model, LoRA's included (TRL's and ms-swift's default for all but GRPO):
-    # the preference losses compare log-probs of the same tokens under the policy and the reference.
-    disable_dropout: bool = True
+    name: str = doc(MISSING, "Registry key: which builder turns the run into a trainer (set by the option).")
+    # On by default (as TRL and ms-swift, for all but GRPO): the preference losses compare log-probs of the same
+    # tokens under the policy and the reference.
+    disable_dropout: bool = doc(True, "Switch off every dropout of the model, LoRA's included.")
 
     def model_paths(self) -> dict[str, str]:
         """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""
@@ -67,25 +69,22 @@ _TOKENIZES_UP_FRONT = "TRL's {} trainer tokenizes every row when it is built"
 @dataclass
 class DPOConfig(AlgorithmConfig):
     name: str = "dpo"
-    # Strength of the implicit KL constraint (the regularisation tau for ipo).
-    beta: float = 0.1
-    # One loss name, or a list of names combined with loss_weights (e.g. [sigmoid, bco_pair, sft] is MPO).
-    loss_type: Any = "sigmoid"
-    # Weights of a combined loss_type list; null = 1.0 each.
-    loss_weights: Optional[List[float]] = None
-    # Probability that a preference label is flipped: conservative DPO (cDPO) for sigmoid,
-    # the epsilon of robust, exo_pair and aot.
-    label_smoothing: float = 0.0
-    # Weight of the chosen-answer NLL added to the preference loss (RPO); 0 disables it.
-    rpo_alpha: float = 0.0
-    # Path or hub id of a separate reference model; null = the base model (LoRA: adapters disabled).
-    ref_model: Optional[str] = None
-    # Compute the reference log-probs once before training instead of every step.
-    precompute_ref_log_probs: bool = False
-    # Run each pair's prompt through the model once for both answers (same log-probs, fewer tokens per forward);
-    # false = TRL's layout, the prompt repeated in a chosen row and a rejected row. Text-only models, sdpa or eager
-    # attention; elsewhere TRL's layout is used.
-    share_prompt: bool = True
+    beta: float = doc(0.1, "Strength of the implicit KL constraint (the regularisation tau for ipo).")
+    loss_type: Any = doc(
+        "sigmoid", "One loss name, or a list combined with loss_weights (e.g. [sigmoid, bco_pair, sft] is MPO)."
+    )
+    loss_weights: Optional[List[float]] = doc(None, "Weights of a combined loss_type list; null = 1.0 each.")
+    label_smoothing: float = doc(
+        0.0, "Probability that a preference label is flipped: cDPO for sigmoid, the epsilon of robust, exo_pair, aot."
+    )
+    rpo_alpha: float = doc(0.0, "Weight of the chosen answer's NLL added to the preference loss (RPO); 0 = off.")
+    ref_model: Optional[str] = doc(None, REF_MODEL_HELP)
+    precompute_ref_log_probs: bool = doc(False, PRECOMPUTE_HELP)
+    # Same log-probs with fewer tokens per forward. Text-only models with sdpa or eager attention; elsewhere TRL's
+    # layout is used.
+    share_prompt: bool = doc(
+        True, "Run each pair's prompt once for both answers; false = TRL's layout (prompt repeated in both rows)."
+    )
 
     def __post_init__(self) -> None:
         positive("beta", self.beta)
@@ -129,15 +128,13 @@ class KTOConfig(AlgorithmConfig):
     """Kahneman-Tversky Optimization on single answers labelled desirable (true) or undesirable (false)."""
 
     name: str = "kto"
-    beta: float = 0.1
-    # Weights of the desirable and undesirable losses (raise the rarer side's weight on unbalanced data).
-    desirable_weight: float = 1.0
-    undesirable_weight: float = 1.0
-    # kto, or apo_zero_unpaired (no KL estimate).
-    loss_type: str = "kto"
-    # Path or hub id of a separate reference model; null = the base model (LoRA: adapters disabled).
-    ref_model: Optional[str] = None
-    precompute_ref_log_probs: bool = False
+    beta: float = doc(0.1, "Strength of the KL constraint to the reference model (higher = closer to it).")
+    # Raise the rarer side's weight on unbalanced data.
+    desirable_weight: float = doc(1.0, "Weight of the loss on answers labelled desirable.")
+    undesirable_weight: float = doc(1.0, "Weight of the loss on answers labelled undesirable.")
+    loss_type: str = doc("kto", "kto, or apo_zero_unpaired (no KL estimate).")
+    ref_model: Optional[str] = doc(None, REF_MODEL_HELP)
+    precompute_ref_log_probs: bool = doc(False, PRECOMPUTE_HELP)
 
     def __post_init__(self) -> None:
         positive("beta", self.beta)
@@ -170,13 +167,10 @@ class CPOConfig(AlgorithmConfig):
     """Contrastive Preference Optimization: a reference-free preference loss plus cpo_alpha x chosen NLL."""
 
     name: str = "cpo"
-    beta: float = 0.1
-    # Weight of the NLL of the chosen answer.
-    cpo_alpha: float = 1.0
-    # sigmoid, hinge or ipo (SimPO is algorithm=simpo).
-    loss_type: str = "sigmoid"
-    # Probability that a preference label is flipped (sigmoid only).
-    label_smoothing: float = 0.0
+    beta: float = doc(0.1, "Scale of the log-prob margin in the preference loss (the regularisation tau for ipo).")
+    cpo_alpha: float = doc(1.0, "Weight of the NLL of the chosen answer.")
+    loss_type: str = doc("sigmoid", "sigmoid, hinge or ipo (SimPO is algorithm=simpo).")
+    label_smoothing: float = doc(0.0, "Probability that a preference label is flipped (sigmoid only).")
 
     def __post_init__(self) -> None:
         positive("beta", self.beta)
@@ -199,11 +193,11 @@ class SimPOConfig(AlgorithmConfig):
     """SimPO: length-normalised log-prob margin with a target margin gamma; cpo_alpha > 0 gives CPO-SimPO."""
 
     name: str = "simpo"
-    beta: float = 2.0
-    # Target reward margin (TRL's default is 0.5; ms-swift and the paper's recipes use 1.0).
-    simpo_gamma: float = 1.0
-    cpo_alpha: float = 0.0
-    label_smoothing: float = 0.0
+    beta: float = doc(2.0, "Scale of the length-normalised log-prob margin.")
+    # TRL's default is 0.5; ms-swift and the paper's recipes use 1.0.
+    simpo_gamma: float = doc(1.0, "Target reward margin.")
+    cpo_alpha: float = doc(0.0, "Weight of the NLL of the chosen answer (> 0 gives CPO-SimPO).")
+    label_smoothing: float = doc(0.0, "Probability that a preference label is flipped.")
 
     def __post_init__(self) -> None:
         positive("beta", self.beta)
@@ -224,8 +218,7 @@ class ORPOConfig(AlgorithmConfig):
     """ORPO: SFT on the chosen answer plus beta x the log odds-ratio loss; no reference model."""
 
     name: str = "orpo"
-    # Weight of the odds-ratio term (lambda in the paper).
-    beta: float = 0.1
+    beta: float = doc(0.1, "Weight of the odds-ratio term (lambda in the paper).")
 
     def __post_init__(self) -> None:
         positive("beta", self.beta)
@@ -239,8 +232,9 @@ class RewardModelConfig(AlgorithmConfig):
     """A sequence-classification reward model trained on pairs (Bradley-Terry), optionally with a margin column."""
 
     name: str = "rm"
-    # Pushes rewards towards zero mean (0.01 in the paper that introduced it); null = off.
-    center_rewards_coefficient: Optional[float] = None
+    center_rewards_coefficient: Optional[float] = doc(
+        None, "Weight of a term pushing rewards towards zero mean (0.01 in the paper that introduced it); null = off."
+    )
 
     def __post_init__(self) -> None:
         if self.center_rewards_coefficient is not None:

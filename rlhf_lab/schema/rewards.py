@@ -5,12 +5,13 @@ Names and defaults follow ms-swift's `swift rlhf`; the built-in rewards read the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, List, Optional
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.algorithm import AlgorithmConfig
 from rlhf_lab.schema.checks import positive
+from rlhf_lab.schema.fields import doc, doc_factory
 
 
 def row_error(row: dict, field: str, message: str):
@@ -24,28 +25,34 @@ def row_error(row: dict, field: str, message: str):
 
 @dataclass
 class RewardOptions(AlgorithmConfig):
-    max_completion_length: int = 512
-    # Reward functions: built-in names (accuracy, format, cosine, repetition, soft_overlong), dotted paths
-    # (my_pkg.rewards.fn or my_pkg.rewards:fn), or {_target_: ..., kwargs} objects built with Hydra.
-    reward_funcs: List[Any] = field(default_factory=list)
-    # One weight per reward (reward_funcs first, then reward_model); null = 1.0 each.
-    reward_weights: Optional[List[float]] = None
-    # Path of a trained reward model (e.g. the saved model of an algorithm=rm run), scored as one more reward.
-    reward_model: Optional[str] = None
-    # soft_overlong reward: answers longer than soft_max_length - soft_cache_length lose up to 1 linearly;
-    # soft_max_length null = max_completion_length.
-    soft_max_length: Optional[int] = None
-    soft_cache_length: Optional[int] = None
-    # cosine reward: the reward of a right / wrong answer at length 0 and at cosine_max_len
-    # (null = max_completion_length), interpolated on a cosine.
-    cosine_min_len_value_wrong: float = -0.5
-    cosine_max_len_value_wrong: float = 0.0
-    cosine_min_len_value_correct: float = 1.0
-    cosine_max_len_value_correct: float = 0.5
-    cosine_max_len: Optional[int] = None
-    # repetition reward: n-gram size and the penalty of an answer made only of repeats.
-    repetition_n_grams: int = 3
-    repetition_max_penalty: float = -1.0
+    max_completion_length: int = doc(512, "Most tokens generated per answer.")
+    # Dotted paths: my_pkg.rewards.fn or my_pkg.rewards:fn; {_target_: ..., kwargs} objects are built with Hydra.
+    reward_funcs: List[Any] = doc_factory(
+        list, "Rewards: built-in names (accuracy, format, cosine, repetition, soft_overlong), dotted paths or objects."
+    )
+    reward_weights: Optional[List[float]] = doc(
+        None, "One weight per reward (reward_funcs first, then reward_model); null = 1.0 each."
+    )
+    reward_model: Optional[str] = doc(
+        None, "Path of a trained reward model (e.g. an algorithm=rm run's saved model), scored as one more reward."
+    )
+    # soft_overlong: answers longer than soft_max_length - soft_cache_length lose up to 1, linearly.
+    soft_max_length: Optional[int] = doc(
+        None, "soft_overlong reward: the length at which the full penalty of -1 applies; null = max_completion_length."
+    )
+    soft_cache_length: Optional[int] = doc(
+        None, "soft_overlong reward: the penalty grows over this many tokens before soft_max_length."
+    )
+    # cosine: rewards between length 0 and cosine_max_len are interpolated on a cosine.
+    cosine_min_len_value_wrong: float = doc(-0.5, "cosine reward: the reward of a wrong answer of length 0.")
+    cosine_max_len_value_wrong: float = doc(0.0, "cosine reward: the reward of a wrong answer at cosine_max_len.")
+    cosine_min_len_value_correct: float = doc(1.0, "cosine reward: the reward of a right answer of length 0.")
+    cosine_max_len_value_correct: float = doc(0.5, "cosine reward: the reward of a right answer at cosine_max_len.")
+    cosine_max_len: Optional[int] = doc(
+        None, "cosine reward: the length of the *_max_len_value rewards; null = max_completion_length."
+    )
+    repetition_n_grams: int = doc(3, "repetition reward: the n-gram size.")
+    repetition_max_penalty: float = doc(-1.0, "repetition reward: the penalty (<= 0) of an answer of repeats only.")
 
     def __post_init__(self) -> None:
         positive("max_completion_length", self.max_completion_length)

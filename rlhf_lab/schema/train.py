@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import one_of, positive
+from rlhf_lab.schema.fields import doc
 
 
 # transformers' SchedulerType values (listed here so that checking a config imports nothing heavy).
@@ -18,38 +19,33 @@ LR_SCHEDULERS = (
 
 @dataclass
 class TrainConfig:
-    # Stop after this many optimizer steps (-1 = run num_train_epochs).
-    max_steps: int = -1
-    num_train_epochs: float = 1.0
-    # LoRA-sized default (as ms-swift); use ~1e-5 or lower for tuner=full.
-    learning_rate: float = 1e-4
-    per_device_train_batch_size: int = 4
-    per_device_eval_batch_size: int = 8
-    gradient_accumulation_steps: int = 2
-    # Prompt + completion tokens; longer rows are truncated.
-    max_length: int = 512
-    seed: int = 42
-    # Checkpoint every N optimizer steps (0 = only the final model; a stop signal still checkpoints). Each one is
-    # written under a temporary name and renamed when complete.
-    save_steps: int = 500
-    # Keep the newest N complete checkpoints (null = all).
-    save_total_limit: Optional[int] = None
-    # Continue from a checkpoint: auto (the newest complete one in this run directory, if any), never (start over;
-    # earlier checkpoints are kept under another name) or the path of a checkpoint-<step> directory.
-    resume: str = "auto"
-    logging_steps: int = 5
-    # auto: bf16 where the hardware runs it fast (CUDA with bf16, CPUs with AMX), else fp32. Or true/false.
-    bf16: Any = "auto"
-    # Recompute activations in the backward pass: less memory, ~30% more time.
-    gradient_checkpointing: bool = False
-    lr_scheduler_type: str = "cosine"
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.1
-    max_grad_norm: float = 1.0
-    # Evaluate on the held-out set before and after training (preference accuracy, reward margin).
-    eval: bool = True
-    # Threads for the data pipeline's map steps (null = in-process).
-    dataset_num_proc: Optional[int] = None
+    max_steps: int = doc(-1, "Stop after this many optimizer steps (-1 = run num_train_epochs).")
+    num_train_epochs: float = doc(1.0, "Passes over the training rows (when max_steps is -1).")
+    # LoRA-sized default (as ms-swift).
+    learning_rate: float = doc(1e-4, "Peak learning rate; use ~1e-5 or lower for tuner=full.")
+    per_device_train_batch_size: int = doc(4, "Rows per process in each training micro-batch (answers for GRPO, PPO).")
+    per_device_eval_batch_size: int = doc(8, "Rows per process in each evaluation batch.")
+    gradient_accumulation_steps: int = doc(2, "Micro-batches accumulated into each optimizer step.")
+    max_length: int = doc(512, "Most prompt + completion tokens per row; longer ones follow dataset.truncation.")
+    seed: int = doc(42, "Random seed of the run (data order, rows drawn by SOURCE#N, sampling, new weights).")
+    # Each checkpoint is written under a temporary name and renamed when complete.
+    save_steps: int = doc(
+        500, "Checkpoint every N optimizer steps (0 = only the final model; a stop signal still checkpoints)."
+    )
+    save_total_limit: Optional[int] = doc(None, "Keep the newest N complete checkpoints (null = all).")
+    # never keeps the earlier checkpoints under another name.
+    resume: str = doc(
+        "auto", "auto (this run directory's newest complete checkpoint, if any), never, or a checkpoint-<step> path."
+    )
+    logging_steps: int = doc(5, "Log metrics every N optimizer steps.")
+    bf16: Any = doc("auto", "auto: bf16 where it is fast (CUDA with bf16, CPUs with AMX), else fp32; or true/false.")
+    gradient_checkpointing: bool = doc(False, "Recompute activations in backward: less memory, ~30% more time.")
+    lr_scheduler_type: str = doc("cosine", "Learning-rate schedule (transformers' SchedulerType: linear, cosine, ...).")
+    warmup_ratio: float = doc(0.05, "Fraction of the training steps over which the learning rate warms up from 0.")
+    weight_decay: float = doc(0.1, "Weight decay of the optimizer.")
+    max_grad_norm: float = doc(1.0, "Clip the gradient norm to this (0 = no clipping).")
+    eval: bool = doc(True, "Evaluate on the held-out rows before and after training (accuracy, reward margin).")
+    dataset_num_proc: Optional[int] = doc(None, "Workers for the data pipeline's map steps (null = in-process).")
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:

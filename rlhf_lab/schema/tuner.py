@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import in_range, positive, str_or_list
+from rlhf_lab.schema.fields import doc
 
 # LoRA dropout where the algorithm trains with dropout (ms-swift's lora_dropout default).
 LORA_DROPOUT = 0.05
@@ -16,11 +17,11 @@ LORA_DROPOUT = 0.05
 
 @dataclass
 class TunerConfig:
-    name: str = MISSING
-    # Vision-language models: keep the vision tower (ViT) and the projector that feeds its features to the
-    # language model (the aligner) frozen: no LoRA adapters there, no gradients in full tuning.
-    freeze_vit: bool = True
-    freeze_aligner: bool = True
+    name: str = doc(MISSING, "Tuner: lora or full (set by the option).")
+    freeze_vit: bool = doc(True, "Vision-language models: no adapters or gradients in the vision tower (ViT).")
+    freeze_aligner: bool = doc(
+        True, "Vision-language models: no adapters or gradients in the aligner (the projector into the language model)."
+    )
 
     def check_algorithm(self, algorithm) -> None:
         """Refuse a tuner setting that the algorithm would make do nothing."""
@@ -29,17 +30,16 @@ class TunerConfig:
 @dataclass
 class LoraTunerConfig(TunerConfig):
     name: str = "lora"
-    # Adapter rank.
-    r: int = 8
-    # Scaling numerator: the update is scaled by alpha / r.
-    alpha: int = 32
-    # Dropout on the adapter's input; null = 0.05 where the algorithm trains with dropout, none where it switches
-    # dropout off (algorithm.disable_dropout). A value with disable_dropout=true is refused: it would do nothing.
-    dropout: Optional[float] = None
-    # all-linear, or a list of module names (q_proj, v_proj, ...).
-    target_modules: Any = "all-linear"
-    # Extra modules trained in full and saved with the adapter (e.g. [embed_tokens, lm_head]).
-    modules_to_save: Optional[List[str]] = None
+    r: int = doc(8, "LoRA adapter rank.")
+    alpha: int = doc(32, "LoRA scaling numerator: the update is scaled by alpha / r.")
+    # A value with algorithm.disable_dropout=true is refused: it would do nothing.
+    dropout: Optional[float] = doc(
+        None, f"Dropout on the adapter's input; null = {LORA_DROPOUT} if the algorithm trains with dropout, else none."
+    )
+    target_modules: Any = doc("all-linear", "Modules given adapters: all-linear, or a list of names (q_proj, ...).")
+    modules_to_save: Optional[List[str]] = doc(
+        None, "Extra modules trained in full and saved with the adapter (e.g. [embed_tokens, lm_head])."
+    )
 
     def __post_init__(self) -> None:
         positive("r", self.r)
