@@ -173,7 +173,7 @@ def install_atomic_saves(trainer, keep: int | None) -> None:
         try:
             original(model, trial)
             if is_main():
-                state = trainer.lab_checkpoint_state() if hasattr(trainer, "lab_checkpoint_state") else None
+                state = trainer.lab_checkpoint_state()
                 if state is not None:
                     write_json_atomic(staging / name / LAB_STATE, state)
                 write_manifest(staging / name, trainer.state.global_step)

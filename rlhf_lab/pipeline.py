@@ -127,7 +127,7 @@ def train(run: Run) -> dict:
             **memory_fields(),
             "skipped_checkpoints": [{"path": p, "reason": r} for p, r in run.resume.skipped],
             # Algorithm-specific figures (e.g. GRPO's zero-variance fractions and dynamic-sampling counts).
-            **(trainer.summary_extras() if hasattr(trainer, "summary_extras") else {}),
+            **trainer.summary_extras(),
         }
         if is_main():
             tracker.log_summary(result)
@@ -174,7 +174,10 @@ def build_trainer(run: Run, inputs: TrainInputs):
     """The algorithm's trainer; under bf16 autocast a LoRA run's frozen base weights are then stored in bf16."""
     from rlhf_lab.models.frozen_base import frozen_base_blocker, generate_under_autocast, store_frozen_base_in_bf16
 
+    from rlhf_lab.algorithms.contract import check_contract
+
     trainer = run.spec.load_builder()(run, inputs)
+    check_contract(trainer, run.spec.builder)
     lora = inputs.peft_config is not None
     if frozen_base_blocker(inputs.bf16, lora, run.distributed.backend, run.spec.merge_adapter) is None:
         cast = store_frozen_base_in_bf16(trainer.model)
@@ -255,7 +258,7 @@ def restore_lab_state(trainer, run: Run) -> str | None:
     if run.resume.path is None:
         return None
     state = read_lab_state(run.resume.path)
-    if state is not None and hasattr(trainer, "lab_restore_state"):
+    if state is not None:
         trainer.lab_restore_state(state)
     return str(run.resume.path)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args
 from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import DPOConfig
@@ -66,7 +67,7 @@ def build(run: Run, inputs: TrainInputs):
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
     dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows)
-    trainer = (per_batch(DPOTrainer) if lazy else DPOTrainer)(
+    trainer = lab(per_batch(DPOTrainer) if lazy else DPOTrainer)(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,
         **inputs.trainer_kwargs(dataset),

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from trl.experimental.gkd import GKDTrainer
 
+from rlhf_lab.algorithms.contract import LabTrainer
+
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
     """Next-token cross-entropy over the answer tokens (labels -100 elsewhere), normalised like the GKD term."""
@@ -21,7 +23,7 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None
     return total / (shifted_labels != -100).sum().clamp_min(1)
 
 
-class LabGKDTrainer(GKDTrainer):
+class LabGKDTrainer(LabTrainer, GKDTrainer):
     def __init__(self, *args, sft_alpha: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.sft_alpha = sft_alpha

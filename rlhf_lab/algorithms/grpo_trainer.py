@@ -9,7 +9,9 @@ import torch
 from trl import GRPOTrainer
 
 from rlhf_lab.algorithms import dynamic_sampling as ds
+from rlhf_lab.algorithms.contract import LabTrainer
 from rlhf_lab.errors import ConfigError
+from rlhf_lab.rewards.total import weighted_total
 
 log = logging.getLogger("rlhf_lab")
 
@@ -17,7 +19,7 @@ log = logging.getLogger("rlhf_lab")
 ZERO_VARIANCE_PATIENCE = 3
 
 
-class LabGRPOTrainer(GRPOTrainer):
+class LabGRPOTrainer(LabTrainer, GRPOTrainer):
     def __init__(self, *args, dynamic_sample: bool = False, max_resample_times: int = 3, image_bounds=None,
                  generation_copy: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -42,11 +44,16 @@ class LabGRPOTrainer(GRPOTrainer):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         # Gathered over processes; keep this process's rows, weighted and summed as TRL does for advantages.
         local = slice(self.accelerator.process_index * len(prompts), (self.accelerator.process_index + 1) * len(prompts))
-        weighted = rewards_per_func[local] * self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
-        total = weighted.nansum(dim=1)
+        total = weighted_total(rewards_per_func[local], self.reward_weights)
         total[torch.isnan(rewards_per_func[local]).all(dim=1)] = torch.nan
         self._last_rewards = total
         return rewards_per_func
+
+    def score_answers(self, rows: list[dict], prompts, completions, completion_ids) -> tuple:
+        """(total reward per answer [n], each reward per answer [n, k]) by the training's own scoring: the same
+        reward functions, reward model and weights (one process's rows; held-out evaluation)."""
+        per_reward = self._calculate_rewards(rows, prompts, completions, completion_ids).cpu()
+        return weighted_total(per_reward, self.reward_weights.cpu()), per_reward
 
     def _with_images(self, inputs: list[dict]) -> list[dict]:
         if self.image_bounds is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args
 from rlhf_lab.data.rows import Rows
 from rlhf_lab.run import Run
@@ -50,7 +51,7 @@ def build(run: Run, inputs: TrainInputs):
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
     dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows)
-    trainer = (per_batch(KTOTrainer) if lazy else KTOTrainer)(
+    trainer = lab(per_batch(KTOTrainer) if lazy else KTOTrainer)(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,
         **inputs.trainer_kwargs(dataset),

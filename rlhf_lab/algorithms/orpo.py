@@ -3,6 +3,7 @@ With images, algorithms/vision_trainers.py feeds the same trainer vision batches
 
 from __future__ import annotations
 
+from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.common import TrainInputs, trainer_args, vision_pairs
 from rlhf_lab.algorithms.dpo import trl_dataset
 from rlhf_lab.run import Run
@@ -19,7 +20,7 @@ def build(run: Run, inputs: TrainInputs):
         from rlhf_lab.algorithms.vision_trainers import VisionORPOTrainer
 
         return VisionORPOTrainer(args=args, **vision_pairs(run, inputs))
-    return ORPOTrainer(
+    return lab(ORPOTrainer)(
         args=args,
         **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),
     )

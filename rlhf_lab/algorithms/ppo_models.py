@@ -8,6 +8,8 @@ from typing import Callable, ContextManager
 import torch
 from torch import nn
 
+from rlhf_lab.rewards.total import weighted_total
+
 
 def unwrap_peft(model):
     """The transformers model under a peft wrapper (LoRA layers stay injected), or the model itself."""
@@ -104,7 +106,7 @@ class RewardScorer:
         if self.reward_model is not None:
             per.append(self.model_scores(prompts, texts))
         table = torch.stack(per, dim=1)
-        total = (table * self.weights).nansum(dim=1)
+        total = weighted_total(table, self.weights)
         return total, {name: table[:, i] for i, name in enumerate(self.names)}
 
     def model_scores(self, prompts: list[list[dict]], texts: list[str]) -> torch.Tensor:

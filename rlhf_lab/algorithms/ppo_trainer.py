@@ -21,6 +21,7 @@ from transformers.trainer_utils import TrainOutput
 
 from rlhf_lab.algorithms import fast_sampling
 from rlhf_lab.algorithms import ppo_math as pm
+from rlhf_lab.algorithms.contract import LabTrainer
 from rlhf_lab.algorithms.ppo_models import PolicyAndValue, RewardScorer, position_ids, token_values
 from rlhf_lab.schema.ppo import PPOConfig
 
@@ -73,7 +74,7 @@ def truncate_after_stop(responses: torch.Tensor, stop_ids: list[int], pad_id: in
     return responses.masked_fill(mask == 0, pad_id), mask, has_stop
 
 
-class LabPPOTrainer(Trainer):
+class LabPPOTrainer(LabTrainer, Trainer):
     def __init__(
         self,
         *,

@@ -3,6 +3,7 @@ On a vision-language model the classifier scores (images, prompt, answer); see m
 
 from __future__ import annotations
 
+from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.common import TrainInputs, trainer_args, vision_pairs
 from rlhf_lab.run import Run
 
@@ -39,7 +40,7 @@ def build(run: Run, inputs: TrainInputs):
         margins = "margin" in columns(inputs.splits.train)
         return VisionRewardTrainer(args=args, **vision_pairs(run, inputs, extra=with_margin if margins else None))
     rows = inputs.splits.train
-    trainer = (per_batch(RewardTrainer) if lazy else RewardTrainer)(
+    trainer = lab(per_batch(RewardTrainer) if lazy else RewardTrainer)(
         args=args,
         **inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows)),
     )

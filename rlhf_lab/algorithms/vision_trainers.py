@@ -11,10 +11,11 @@ from trl import RewardTrainer
 from trl.experimental.cpo import CPOTrainer
 from trl.experimental.orpo import ORPOTrainer
 
+from rlhf_lab.algorithms.contract import LabTrainer
 from rlhf_lab.algorithms.vision import image_token_ids, mean_nll, sequence_logps, text_targets, token_logps
 
 
-class _RowsFromCollator:
+class _RowsFromCollator(LabTrainer):
     """The index dataset needs no tokenizing: the collator renders and tokenizes rows with their images.
 
     These trainers set themselves up from a tokenizer (padding and special tokens); the processor replaces it

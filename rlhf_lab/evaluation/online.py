@@ -90,10 +90,7 @@ class HeldOutReward(HeldOutAnswers):
         prompts = [row["prompt"] for row in self.rows]
         texts, ids = self.answers(model)
         completions = [[{"role": "assistant", "content": t}] for t in texts]
-        # The trainer's own scoring: the same reward functions, reward model and weights as in training.
-        per_func = self.trainer._calculate_rewards(self.rows, prompts, completions, ids).cpu()
-        weights = self.trainer.reward_weights.cpu()
-        total = (per_func * weights).nansum(dim=1)
+        total, per_func = self.trainer.score_answers(self.rows, prompts, completions, ids)
         result = {"reward": total.mean().item()}
         for i, name in enumerate(self.trainer.reward_func_names):
             result[f"reward/{name}"] = torch.nanmean(per_func[:, i]).item()
