@@ -51,7 +51,7 @@ def pin_group_sweeps(argv: list[str]) -> list[str]:
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key in GROUPS and "," in value and not set("()[]{}") & set(value):
+        if sep and key in (*GROUPS, "experiment") and "," in value and not set("()[]{}") & set(value):
             out.append(f"{key}={value.split(',')[0]}")  # just before the sweep: positionals stay together
         out.append(arg)
     return out

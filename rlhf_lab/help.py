@@ -24,6 +24,7 @@ rlhf_lab: RLHF experiments from one command (DPO and friends, GRPO, GKD, PPO on 
   python -m rlhf_lab                                    # DPO + LoRA on SmolLM2-135M-Instruct, bundled data
   python -m rlhf_lab model=tiny train.max_steps=2       # a smoke run on a tiny random model
   python -m rlhf_lab algorithm=grpo dataset=arith_math  # GRPO with accuracy + format rewards
+  python -m rlhf_lab experiment=grpo_demo               # a whole recipe from conf/experiment/
   python -m rlhf_lab algorithm=gkd algorithm.teacher_model=PATH_OR_PRESET dataset=arith_chat   # distillation
   python -m rlhf_lab algorithm=ppo algorithm.reward_model=RM_DIR dataset=arith_pairs   # PPO against a reward model
   python -m rlhf_lab dataset=custom dataset.path=/data/pairs.jsonl
@@ -40,7 +41,8 @@ rlhf_lab: RLHF experiments from one command (DPO and friends, GRPO, GKD, PPO on 
 
 def render_help(conf_dir: str, overrides: list[str]) -> str:
     cfg, choices = _compose(conf_dir, overrides)
-    groups = "\n".join(_options(conf_dir, g) for g in GROUPS)
+    # experiment: whole recipes (conf/experiment/), which choose options of the groups above and set values.
+    groups = "\n".join(_options(conf_dir, g) for g in (*GROUPS, "experiment"))
     sections = "\n\n".join(_section(title, rows) for title, rows in _sections(cfg, choices).items())
     return (
         f"{USAGE}\nConfig groups (group=option):\n{groups}\n\n"
