@@ -1,7 +1,8 @@
-"""Algorithm name -> how to build it. The only place that branches on the algorithm.
+"""Algorithm name -> everything about it: its schema, data format, builder and evaluation. The only place that
+branches on the algorithm, and the only place its name is written (the config store is built from it).
 
-Adding an algorithm: a schema dataclass (schema/algorithm.py), a YAML file (conf/algorithm/), a builder
-module (algorithms/<name>.py) and one entry here. Builders are imported only when a run trains, so
+Adding an algorithm: its schema dataclass (schema/), its builder module (algorithms/), a YAML file
+conf/algorithm/<name>.yaml choosing the schema, and one entry here. Builders are imported only when a run trains, so
 config-only commands stay free of torch.
 """
 
@@ -10,10 +11,16 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from rlhf_lab.schema.algorithm import CPOConfig, DPOConfig, KTOConfig, ORPOConfig, RewardModelConfig, SimPOConfig
+from rlhf_lab.schema.online import GKDConfig, GRPOConfig
+from rlhf_lab.schema.ppo import PPOConfig
+
 
 @dataclass(frozen=True)
 class AlgorithmSpec:
     name: str
+    # Its settings: the schema dataclass of algorithm.* (registered in Hydra's config store as schema/algorithm/<name>).
+    schema: type
     # Row format it reads (data/formats.py).
     data_format: str
     # "module:attribute" of its builder: build(run, model, tokenizer, data, callbacks) -> Trainer.
@@ -45,19 +52,21 @@ class AlgorithmSpec:
 _PAIR_EVAL = "rlhf_lab.evaluation.preference:PreferenceEval"
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {
-    "dpo": AlgorithmSpec("dpo", data_format="pairs", builder="rlhf_lab.algorithms.dpo:build", evaluation=_PAIR_EVAL, images=True),
+    "dpo": AlgorithmSpec("dpo", DPOConfig, data_format="pairs", builder="rlhf_lab.algorithms.dpo:build", evaluation=_PAIR_EVAL, images=True),
     "kto": AlgorithmSpec(
         "kto",
+        KTOConfig,
         data_format="kto",
         builder="rlhf_lab.algorithms.kto:build",
         evaluation="rlhf_lab.evaluation.preference:LabelledEval",
         images=True,
     ),
-    "cpo": AlgorithmSpec("cpo", data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL, images=True),
-    "simpo": AlgorithmSpec("simpo", data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL, images=True),
-    "orpo": AlgorithmSpec("orpo", data_format="pairs", builder="rlhf_lab.algorithms.orpo:build", evaluation=_PAIR_EVAL, images=True),
+    "cpo": AlgorithmSpec("cpo", CPOConfig, data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL, images=True),
+    "simpo": AlgorithmSpec("simpo", SimPOConfig, data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL, images=True),
+    "orpo": AlgorithmSpec("orpo", ORPOConfig, data_format="pairs", builder="rlhf_lab.algorithms.orpo:build", evaluation=_PAIR_EVAL, images=True),
     "rm": AlgorithmSpec(
         "rm",
+        RewardModelConfig,
         data_format="pairs",
         builder="rlhf_lab.algorithms.rm:build",
         evaluation="rlhf_lab.evaluation.reward:RewardEval",
@@ -69,6 +78,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     ),
     "grpo": AlgorithmSpec(
         "grpo",
+        GRPOConfig,
         data_format="prompts",
         builder="rlhf_lab.algorithms.grpo:build",
         evaluation="rlhf_lab.evaluation.online:HeldOutReward",
@@ -76,12 +86,14 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     ),
     "gkd": AlgorithmSpec(
         "gkd",
+        GKDConfig,
         data_format="sft",
         builder="rlhf_lab.algorithms.gkd:build",
         evaluation="rlhf_lab.evaluation.distill:TeacherDivergence",
     ),
     "ppo": AlgorithmSpec(
         "ppo",
+        PPOConfig,
         data_format="prompts",
         builder="rlhf_lab.algorithms.ppo:build",
         evaluation="rlhf_lab.evaluation.online:HeldOutScore",

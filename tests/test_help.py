@@ -14,11 +14,11 @@ from rlhf_lab.help import WIDTH, render_help
 from rlhf_lab.paths import CONF_DIR
 from rlhf_lab.schema.fields import field_help
 from rlhf_lab.schema.root import RootConfig
-from rlhf_lab.schema.store import SCHEMAS
+from rlhf_lab.schema.store import schemas
 
 MAX_HELP = 150
-DPO = SCHEMAS["algorithm"]["dpo"]
-GRPO = SCHEMAS["algorithm"]["grpo"]
+DPO = schemas()["algorithm"]["dpo"]
+GRPO = schemas()["algorithm"]["grpo"]
 
 
 def _with_nested(schema: type) -> list[type]:
@@ -31,7 +31,7 @@ def _with_nested(schema: type) -> list[type]:
 
 
 def _stored_schemas() -> list[type]:
-    roots = [RootConfig, *(s for options in SCHEMAS.values() for s in options.values())]
+    roots = [RootConfig, *(s for options in schemas().values() for s in options.values())]
     return list(dict.fromkeys(s for root in roots for s in _with_nested(root)))
 
 
@@ -72,9 +72,9 @@ def _default(schema: type, name: str):
 
 
 def test_stored_schema_fields_have_one_line_descriptions():
-    schemas = _stored_schemas()
-    assert RootConfig in schemas and len(schemas) > 20
-    assert _bad_descriptions(schemas) == []
+    stored = _stored_schemas()
+    assert RootConfig in stored and len(stored) > 20
+    assert _bad_descriptions(stored) == []
 
 
 def test_every_schema_dataclass_field_has_a_description():

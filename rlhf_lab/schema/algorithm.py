@@ -24,7 +24,7 @@ PRECOMPUTE_HELP = "Compute the reference log-probs once before training, not eve
 
 @dataclass
 class AlgorithmConfig:
-    name: str = doc(MISSING, "Registry key: which builder turns the run into a trainer (set by the option).")
+    name: str = doc(MISSING, "The algorithm: its key in rlhf_lab/registry.py (set by the option).")
     # On by default (as TRL and ms-swift, for all but GRPO): the preference losses compare log-probs of the same
     # tokens under the policy and the reference.
     disable_dropout: bool = doc(True, "Switch off every dropout of the model, LoRA's included.")
@@ -68,7 +68,6 @@ _TOKENIZES_UP_FRONT = "TRL's {} trainer tokenizes every row when it is built"
 
 @dataclass
 class DPOConfig(AlgorithmConfig):
-    name: str = "dpo"
     beta: float = doc(0.1, "Strength of the implicit KL constraint (the regularisation tau for ipo).")
     loss_type: Any = doc(
         "sigmoid", "One loss name, or a list combined with loss_weights (e.g. [sigmoid, bco_pair, sft] is MPO)."
@@ -127,7 +126,6 @@ class DPOConfig(AlgorithmConfig):
 class KTOConfig(AlgorithmConfig):
     """Kahneman-Tversky Optimization on single answers labelled desirable (true) or undesirable (false)."""
 
-    name: str = "kto"
     beta: float = doc(0.1, "Strength of the KL constraint to the reference model (higher = closer to it).")
     # Raise the rarer side's weight on unbalanced data.
     desirable_weight: float = doc(1.0, "Weight of the loss on answers labelled desirable.")
@@ -166,7 +164,6 @@ class KTOConfig(AlgorithmConfig):
 class CPOConfig(AlgorithmConfig):
     """Contrastive Preference Optimization: a reference-free preference loss plus cpo_alpha x chosen NLL."""
 
-    name: str = "cpo"
     beta: float = doc(0.1, "Scale of the log-prob margin in the preference loss (the regularisation tau for ipo).")
     cpo_alpha: float = doc(1.0, "Weight of the NLL of the chosen answer.")
     loss_type: str = doc("sigmoid", "sigmoid, hinge or ipo (SimPO is algorithm=simpo).")
@@ -192,7 +189,6 @@ class CPOConfig(AlgorithmConfig):
 class SimPOConfig(AlgorithmConfig):
     """SimPO: length-normalised log-prob margin with a target margin gamma; cpo_alpha > 0 gives CPO-SimPO."""
 
-    name: str = "simpo"
     beta: float = doc(2.0, "Scale of the length-normalised log-prob margin.")
     # TRL's default is 0.5; ms-swift and the paper's recipes use 1.0.
     simpo_gamma: float = doc(1.0, "Target reward margin.")
@@ -217,7 +213,6 @@ class SimPOConfig(AlgorithmConfig):
 class ORPOConfig(AlgorithmConfig):
     """ORPO: SFT on the chosen answer plus beta x the log odds-ratio loss; no reference model."""
 
-    name: str = "orpo"
     beta: float = doc(0.1, "Weight of the odds-ratio term (lambda in the paper).")
 
     def __post_init__(self) -> None:
@@ -231,7 +226,6 @@ class ORPOConfig(AlgorithmConfig):
 class RewardModelConfig(AlgorithmConfig):
     """A sequence-classification reward model trained on pairs (Bradley-Terry), optionally with a margin column."""
 
-    name: str = "rm"
     center_rewards_coefficient: Optional[float] = doc(
         None, "Weight of a term pushing rewards towards zero mean (0.01 in the paper that introduced it); null = off."
     )

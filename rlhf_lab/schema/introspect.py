@@ -16,7 +16,7 @@ _SCHEMA_LINE = re.compile(r"^\s*-\s*/schema/(\w+)/(\w+)@")
 @lru_cache(maxsize=None)
 def option_schema(group: str, option: str):
     """The schema dataclass conf/<group>/<option>.yaml builds on (None when there is no such option)."""
-    from rlhf_lab.schema.store import SCHEMAS
+    from rlhf_lab.schema.store import schemas
 
     path = Path(CONF_DIR) / group / f"{option}.yaml"
     if not path.is_file():
@@ -24,7 +24,7 @@ def option_schema(group: str, option: str):
     for line in path.read_text().splitlines():
         match = _SCHEMA_LINE.match(line)
         if match and match.group(1) == group:
-            return SCHEMAS[group][match.group(2)]
+            return schemas()[group][match.group(2)]
     return None
 
 
@@ -37,10 +37,10 @@ def option_fields(group: str, option: str) -> set[str]:
 def groups_with_field(name: str) -> tuple[str, ...]:
     """The groups (and train) that have a setting called `name` in any of their options."""
     from rlhf_lab.schema.root import GROUPS
-    from rlhf_lab.schema.store import SCHEMAS
+    from rlhf_lab.schema.store import schemas
     from rlhf_lab.schema.train import TrainConfig
 
-    found = [g for g in GROUPS if any(name in {f.name for f in dataclasses.fields(s)} for s in SCHEMAS[g].values())]
+    found = [g for g in GROUPS if any(name in {f.name for f in dataclasses.fields(s)} for s in schemas()[g].values())]
     if name in {f.name for f in dataclasses.fields(TrainConfig)}:
         found.append("train")
     return tuple(found)

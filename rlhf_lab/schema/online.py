@@ -39,7 +39,6 @@ class GRPOConfig(RewardOptions):
     """Group Relative Policy Optimization: sample num_generations answers per prompt, score them with the reward
     functions, and push up the answers that beat their group's mean."""
 
-    name: str = "grpo"
     # GRPO trains with dropout unless asked (TRL's default); answers are always sampled without it.
     disable_dropout: bool = False
     num_generations: int = doc(8, "Answers sampled per prompt (the group); the global batch must be a multiple of it.")
@@ -168,7 +167,6 @@ class GKDConfig(AlgorithmConfig):
     """Generalized Knowledge Distillation: the student matches the teacher's next-token distribution on dataset
     answers, on the teacher's own answers (seq_kd) or on the student's own samples (lmbda)."""
 
-    name: str = "gkd"
     teacher_model: str = doc(
         MISSING, "The teacher: a path, hub id or model preset (e.g. smollm2_135m); must share the student's vocabulary."
     )

@@ -17,7 +17,6 @@ class PPOConfig(RewardOptions):
     reward functions) scores them, a per-token KL penalty keeps it near the reference, and GAE advantages from
     the value model drive clipped policy and value updates."""
 
-    name: str = "ppo"
     num_ppo_epochs: int = doc(4, "Optimisation passes over each rollout.")
     num_mini_batches: int = doc(
         1, "Optimizer steps per rollout, each of per_device_train_batch_size x gradient_accumulation_steps answers."

@@ -2,37 +2,37 @@
 
 from __future__ import annotations
 
-from hydra.core.config_store import ConfigStore
+import functools
 
-from rlhf_lab.schema.algorithm import CPOConfig, DPOConfig, KTOConfig, ORPOConfig, RewardModelConfig, SimPOConfig
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
 from rlhf_lab.schema.dataset import DatasetConfig
 from rlhf_lab.schema.distributed import DDPConfig, DeepSpeedConfig, FSDPConfig, SingleConfig
 from rlhf_lab.schema.logger import NoneLoggerConfig, TensorboardLoggerConfig, WandbLoggerConfig
 from rlhf_lab.schema.model import ModelConfig
-from rlhf_lab.schema.online import GKDConfig, GRPOConfig
-from rlhf_lab.schema.ppo import PPOConfig
 from rlhf_lab.schema.root import RootConfig
 from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig
 
-# group -> {schema name -> dataclass}. A new option of a group adds a line here and a YAML file.
-SCHEMAS = {
-    "algorithm": {
-        "dpo": DPOConfig,
-        "kto": KTOConfig,
-        "cpo": CPOConfig,
-        "simpo": SimPOConfig,
-        "orpo": ORPOConfig,
-        "rm": RewardModelConfig,
-        "grpo": GRPOConfig,
-        "gkd": GKDConfig,
-        "ppo": PPOConfig,
-    },
+# group -> {schema name -> dataclass}. Algorithms come from their registry entries (see schemas()); a new option of
+# another group adds a line here and a YAML file.
+_OTHER_GROUPS = {
     "model": {"model": ModelConfig},
     "tuner": {"lora": LoraTunerConfig, "full": FullTunerConfig},
     "dataset": {"dataset": DatasetConfig},
     "distributed": {"single": SingleConfig, "ddp": DDPConfig, "deepspeed": DeepSpeedConfig, "fsdp": FSDPConfig},
     "logger": {"none": NoneLoggerConfig, "tensorboard": TensorboardLoggerConfig, "wandb": WandbLoggerConfig},
 }
+
+
+
+@functools.cache
+def schemas() -> dict[str, dict[str, type]]:
+    """Every group's options and their schema dataclasses."""
+    from rlhf_lab.registry import ALGORITHMS  # the registry names each algorithm's schema (and imports this package)
+
+    return {"algorithm": {name: spec.schema for name, spec in ALGORITHMS.items()}, **_OTHER_GROUPS}
+
 
 _registered = False
 
@@ -43,8 +43,10 @@ def register_schemas() -> None:
         return
     cs = ConfigStore.instance()
     cs.store(name="root_schema", node=RootConfig)
-    for group, options in SCHEMAS.items():
+    for group, options in schemas().items():
         for name, node in options.items():
+            if group == "algorithm":  # its name (the registry key) is given here, not written again in the dataclass
+                node = OmegaConf.merge(OmegaConf.structured(node), {"name": name})
             cs.store(group=f"schema/{group}", name=name, node=node)
     _registered = True
 
@@ -62,7 +64,7 @@ def typed_config(resolved: dict):
 
     register_schemas()
     nodes = {}
-    for group, options in SCHEMAS.items():
+    for group, options in schemas().items():
         node = resolved[group]
         schema = options[node[_SCHEMA_FIELD[group]]] if group in _SCHEMA_FIELD else next(iter(options.values()))
         nodes[group] = OmegaConf.merge(OmegaConf.structured(schema), node)
