@@ -33,7 +33,7 @@ class AlgorithmSpec:
     model_head: str = "causal_lm"
     # Save LoRA runs merged into a full model (reward models are loaded by later runs as plain models).
     merge_adapter: bool = False
-    # Reads rows with images (vision-language models; see multimodal/).
+    # Reads rows with images (vision-language models; see algorithms/vision.py).
     images: bool = False
     # dataset.truncation when unset: right (TRL cuts the end), or delete where a cut row cannot train (data/lengths.py).
     truncation: str = "right"

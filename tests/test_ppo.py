@@ -83,7 +83,8 @@ def test_lora_critic_shares_the_reward_model_weights_and_the_reward_does_not_dri
     prompts = [r["prompt"] for r in rows]
     texts = ["4", "The answer is 12.", "I do not know"]
     fresh = AutoModelForSequenceClassification.from_pretrained(tiny_reward_model)
-    reference = RewardScorer([], None, reward_model=fresh, reward_tokenizer=AutoTokenizer.from_pretrained(tiny_reward_model))
+    reference = RewardScorer([], None, reward_model=fresh, reward_tokenizer=AutoTokenizer.from_pretrained(tiny_reward_model),
+                             batch_size=64)
     expected = reference.model_scores(prompts, texts)
     assert torch.allclose(trainer.scorer.model_scores(prompts, texts), expected, atol=1e-5)
     with torch.no_grad():  # while the critic itself now says something else

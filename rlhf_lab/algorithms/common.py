@@ -48,6 +48,13 @@ class TrainInputs:
         )
 
 
+def trl_dataset(rows: list[dict], columns: tuple[str, ...] | None = None):
+    """The rows as the datasets.Dataset a TRL trainer reads: only the named columns (all when None)."""
+    from datasets import Dataset
+
+    return Dataset.from_list(rows if columns is None else [{k: r[k] for k in columns} for r in rows])
+
+
 def trainer_args(run: Run, bf16: bool, index_rows: bool = False) -> dict:
     t = run.train
     # Datasets of row indices (vision rows, rows read per batch) are read by the collator only: Trainer must not
@@ -65,7 +72,7 @@ def trainer_args(run: Run, bf16: bool, index_rows: bool = False) -> dict:
         seed=t.seed,
         data_seed=t.seed,
         save_strategy="steps" if t.save_steps else "no",
-        save_steps=t.save_steps or 500,
+        **({"save_steps": t.save_steps} if t.save_steps else {}),
         # rlhf_lab renames complete checkpoints into place and keeps the newest save_total_limit itself.
         save_total_limit=None,
         logging_steps=t.logging_steps,

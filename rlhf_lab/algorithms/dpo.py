@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rlhf_lab.algorithms.contract import lab
-from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args, trl_dataset
 from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import DPOConfig
 
@@ -37,11 +37,6 @@ def loss_terms(cfg: DPOConfig) -> tuple[list[str], list[float]]:
 TRL_COLUMNS = ("prompt", "chosen", "rejected")
 
 
-def trl_dataset(rows: list[dict]):
-    from datasets import Dataset
-
-    return Dataset.from_list([{k: r[k] for k in TRL_COLUMNS} for r in rows])
-
 
 def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
@@ -66,7 +61,7 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows)
+    dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS)
     trainer = lab(per_batch(DPOTrainer) if lazy else DPOTrainer)(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,

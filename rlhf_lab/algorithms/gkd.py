@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args, trl_dataset
 from rlhf_lab.errors import ModelError
 from rlhf_lab.run import Run
 from rlhf_lab.schema.online import GKDConfig
@@ -12,11 +12,6 @@ from rlhf_lab.schema.online import GKDConfig
 
 TRL_COLUMNS = ("messages",)
 
-
-def trl_dataset(rows: list[dict]):
-    from datasets import Dataset
-
-    return Dataset.from_list([{k: r[k] for k in TRL_COLUMNS} for r in rows])
 
 
 def check_shared_vocabulary(student_tokenizer, teacher_tokenizer, student, teacher, teacher_name: str) -> None:
@@ -70,7 +65,7 @@ def build(run: Run, inputs: TrainInputs):
         teacher_model=load_teacher(run, inputs),
         args=args,
         sft_alpha=cfg.sft_alpha,
-        **inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows)),
+        **inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS)),
     )
     # TRL's GKD collator tokenizes each batch itself: read per batch, its rows only need decoding.
     return lazy.attach(trainer, TRL_COLUMNS) if lazy else trainer

@@ -3,15 +3,10 @@
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.common import TrainInputs, load_reward_model, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, load_reward_model, trainer_args, trl_dataset
 from rlhf_lab.run import Run
 from rlhf_lab.schema.online import GRPOConfig
 
-
-def trl_dataset(rows: list[dict]):
-    from datasets import Dataset
-
-    return Dataset.from_list(rows)
 
 
 def trl_args(run: Run, bf16: bool):

@@ -20,8 +20,8 @@ ZERO_VARIANCE_PATIENCE = 3
 
 
 class LabGRPOTrainer(LabTrainer, GRPOTrainer):
-    def __init__(self, *args, dynamic_sample: bool = False, max_resample_times: int = 3, image_bounds=None,
-                 generation_copy: bool = False, **kwargs):
+    def __init__(self, *args, dynamic_sample: bool, max_resample_times: int, generation_copy: bool, image_bounds=None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.generation_copy = None
         if generation_copy:
@@ -50,8 +50,9 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
         return rewards_per_func
 
     def score_answers(self, rows: list[dict], prompts, completions, completion_ids) -> tuple:
-        """(total reward per answer [n], each reward per answer [n, k]) by the training's own scoring: the same
-        reward functions, reward model and weights (one process's rows; held-out evaluation)."""
+        """(total reward per answer, each reward per answer) by the training's own scoring: the same reward functions,
+        reward model and weights. TRL gathers the answers of every process (all of them call this together, on the
+        same held-out rows)."""
         per_reward = self._calculate_rewards(rows, prompts, completions, completion_ids).cpu()
         return weighted_total(per_reward, self.reward_weights.cpu()), per_reward
 

@@ -6,7 +6,7 @@ import dataclasses
 import random
 
 from rlhf_lab.algorithms.contract import lab
-from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args, trl_dataset
 from rlhf_lab.data.rows import Rows
 from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import KTOConfig
@@ -21,11 +21,6 @@ def shuffled(rows: Rows, seed: int) -> Rows:
     random.Random(seed).shuffle(order)
     return rows.select(order)
 
-
-def trl_dataset(rows: list[dict]):
-    from datasets import Dataset
-
-    return Dataset.from_list([{k: r[k] for k in TRL_COLUMNS} for r in rows])
 
 
 def build(run: Run, inputs: TrainInputs):
@@ -50,7 +45,7 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows)
+    dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS)
     trainer = lab(per_batch(KTOTrainer) if lazy else KTOTrainer)(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,

@@ -4,8 +4,8 @@ With images, algorithms/vision_trainers.py feeds the same trainer vision batches
 from __future__ import annotations
 
 from rlhf_lab.algorithms.contract import lab
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args, vision_pairs
-from rlhf_lab.algorithms.dpo import trl_dataset
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args, trl_dataset, vision_pairs
+from rlhf_lab.algorithms.dpo import TRL_COLUMNS
 from rlhf_lab.run import Run
 
 
@@ -22,5 +22,5 @@ def build(run: Run, inputs: TrainInputs):
         return VisionORPOTrainer(args=args, **vision_pairs(run, inputs))
     return lab(ORPOTrainer)(
         args=args,
-        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train)),
+        **inputs.trainer_kwargs(trl_dataset(inputs.splits.train, TRL_COLUMNS)),
     )

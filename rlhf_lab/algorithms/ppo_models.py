@@ -80,7 +80,8 @@ class RewardScorer:
         reward_model=None,
         reward_tokenizer=None,
         model_context: Callable[[], ContextManager] = nullcontext,
-        batch_size: int = 64,
+        *,
+        batch_size: int,
         autocast: Callable[[], ContextManager] = nullcontext,
     ):
         self.funcs = funcs

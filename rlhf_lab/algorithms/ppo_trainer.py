@@ -22,6 +22,7 @@ from transformers.trainer_utils import TrainOutput
 from rlhf_lab.algorithms import fast_sampling
 from rlhf_lab.algorithms import ppo_math as pm
 from rlhf_lab.algorithms.contract import LabTrainer
+from rlhf_lab.checkpoints import TRAINER_STATE
 from rlhf_lab.algorithms.ppo_models import PolicyAndValue, RewardScorer, position_ids, token_values
 from rlhf_lab.schema.ppo import PPOConfig
 
@@ -103,6 +104,8 @@ class LabPPOTrainer(LabTrainer, Trainer):
         self.generation_config = GenerationConfig(
             do_sample=True,
             temperature=cfg.temperature,
+            # Not settings: the policy ratio is taken over the whole temperature-scaled distribution, so sampling
+            # must not truncate it (as TRL's PPO did).
             top_k=0,
             top_p=1.0,
             max_new_tokens=cfg.max_completion_length,
@@ -196,7 +199,7 @@ class LabPPOTrainer(LabTrainer, Trainer):
         self._load_from_checkpoint(os.path.join(checkpoint, "value_model"), model=unwrapped.value_model)
         self._load_optimizer_and_scheduler(checkpoint)
         self._load_rng_state(checkpoint)
-        saved = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+        saved = TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE))
         for key in ("global_step", "epoch", "log_history", "total_flos"):
             setattr(self.state, key, getattr(saved, key))
 

@@ -4,14 +4,9 @@ On a vision-language model the classifier scores (images, prompt, answer); see m
 from __future__ import annotations
 
 from rlhf_lab.algorithms.contract import lab
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args, vision_pairs
+from rlhf_lab.algorithms.common import TrainInputs, trainer_args, trl_dataset, vision_pairs
 from rlhf_lab.run import Run
 
-
-def trl_dataset(rows: list[dict]):
-    from datasets import Dataset
-
-    return Dataset.from_list([{k: r[k] for k in columns(rows)} for r in rows])
 
 
 def columns(rows) -> tuple[str, ...]:
@@ -42,6 +37,6 @@ def build(run: Run, inputs: TrainInputs):
     rows = inputs.splits.train
     trainer = lab(per_batch(RewardTrainer) if lazy else RewardTrainer)(
         args=args,
-        **inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows)),
+        **inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows, columns(rows))),
     )
     return lazy.attach(trainer, columns(rows), trainer.prepare_batch) if lazy else trainer

@@ -1,7 +1,7 @@
 """How many processes and which engine: one process, DDP, DeepSpeed ZeRO, or FSDP2 (through accelerate).
 
 The processes are started by torch.distributed's own launcher (launch.py); the engines are the ones
-transformers' Trainer drives (distributed/engines.py turns these settings into its arguments).
+transformers' Trainer drives (algorithms/common.py turns these settings into its arguments).
 """
 
 from __future__ import annotations
