@@ -21,6 +21,13 @@ log = logging.getLogger("rlhf_lab")
 
 
 def train(run: Run) -> dict:
+    from rlhf_lab.patches import job_scope
+
+    with job_scope():
+        return _train(run)
+
+
+def _train(run: Run) -> dict:
     # Data first: a bad row must stop the run before a multi-GB model loads.
     t_data = time.time()
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)

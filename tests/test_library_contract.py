@@ -24,7 +24,7 @@ TRL
   trl.RewardTrainer._prepare_dataset -- algorithms/lazy_rows.py (rm.py); vision_trainers.py --
       override + super calls
   trl.RewardTrainer.compute_loss -- algorithms/vision_trainers.py -- override + positional super call
-  trl.DPOTrainer.ref_model -- algorithms/shared_prompt.py -- read
+  trl.DPOTrainer.ref_model -- patches/shared_prompt.py -- read
   trl.experimental.gkd.GKDTrainer.generate_on_policy_outputs -- algorithms/gkd_trainer.py -- override as a
       method; called on the class as a staticmethod (model, inputs, generation_config)
   trl.experimental.gkd.GKDTrainer.training_step -- algorithms/gkd_trainer.py -- override + super call
@@ -41,11 +41,11 @@ TRL
   trl.experimental.orpo.ORPOTrainer.tokenize_row -- algorithms/vision_trainers.py -- override
   trl.experimental.cpo / .orpo / .gkd -- algorithms/cpo.py, orpo.py, gkd.py, gkd_trainer.py,
       vision_trainers.py; evaluation/distill.py -- import (experimental namespace)
-  trl.trainer.utils._use_triton -- algorithms/scored_positions.py -- patch (module attribute replaced
+  trl.trainer.utils._use_triton -- patches/scored_positions.py -- patch (module attribute replaced
       process-wide, read back as .original)
-  trl.trainer.utils.add_fused_lm_head -- algorithms/shared_prompt.py -- wraps the forward it installs and
+  trl.trainer.utils.add_fused_lm_head -- patches/shared_prompt.py -- wraps the forward it installs and
       calls it with fused_lm_head=, labels=, shift_labels=
-  trl.trainer.utils.FusedCausalLMOutput -- algorithms/shared_prompt.py -- import from internal module, construct
+  trl.trainer.utils.FusedCausalLMOutput -- patches/shared_prompt.py -- import from internal module, construct
   trl.trainer.dpo_trainer.DataCollatorForVisionPreference -- algorithms/vision.py -- import from internal
       module, construct (processor=, max_length=)
   trl.trainer.kto_trainer.DataCollatorForVisionUnpairedPreference -- algorithms/vision.py -- same, calculate_kl=
@@ -74,7 +74,7 @@ transformers
       pipeline.py -- read training_loss
   transformers.trainer_utils.PREFIX_CHECKPOINT_DIR -- checkpoints.py -- mirror ("checkpoint-")
   transformers.trainer.TRAINER_STATE_NAME -- checkpoints.py; algorithms/ppo_trainer.py -- mirror
-  transformers.PretrainedConfig._attn_implementation -- algorithms/shared_prompt.py -- read
+  transformers.PretrainedConfig._attn_implementation -- patches/shared_prompt.py -- read
   transformers.AutoModelForImageTextToText._model_mapping -- models/vision.py -- read (indexed by config class)
   transformers.modeling_layers.GenericForSequenceClassification -- models/vision.py -- import from internal
       module, mixed into a new class; algorithms/ppo_models.py -- read base_model_prefix backbone and .score
@@ -384,7 +384,7 @@ def _(label):
 
 @contract("trl.DPOTrainer.ref_model")
 def _(label):
-    where = "rlhf_lab/algorithms/shared_prompt.py packs the reference model's forwards too"
+    where = "rlhf_lab/patches/shared_prompt.py packs the reference model's forwards too"
     expect_attribute(load("trl.DPOTrainer", where), "ref_model", label, where)
 
 
@@ -493,7 +493,7 @@ for attr in ("loss_type", "cpo_alpha"):
 
 @contract("trl.trainer.utils._use_triton")
 def _(label):
-    where = "rlhf_lab/algorithms/scored_positions.py replaces it to make the fused head score labelled positions only"
+    where = "rlhf_lab/patches/scored_positions.py replaces it to make the fused head score labelled positions only"
     utils = load("trl.trainer.utils", where)
     func = load("trl.trainer.utils._use_triton", where)
     func = getattr(func, "original", func)  # rlhf_lab's replacement keeps the original
@@ -512,7 +512,7 @@ def _(label):
 
 @contract("trl.trainer.utils.add_fused_lm_head")
 def _(label):
-    where = ("rlhf_lab/algorithms/shared_prompt.py wraps the forward it installs and calls it with fused_lm_head=, "
+    where = ("rlhf_lab/patches/shared_prompt.py wraps the forward it installs and calls it with fused_lm_head=, "
              "labels=, shift_labels=, input_ids=, attention_mask=, position_ids=")
     func = load(label, where)
     forward = nested_code(func, "_fused_forward")
@@ -529,7 +529,7 @@ def _(label):
 
 @contract("trl.trainer.utils.FusedCausalLMOutput")
 def _(label):
-    where = "rlhf_lab/algorithms/shared_prompt.py builds it from the packed forward"
+    where = "rlhf_lab/patches/shared_prompt.py builds it from the packed forward"
     cls = load(label, where)
     fields = {f.name for f in dataclasses.fields(cls)}
     missing = {"loss", "log_probs", "entropy", "log_sum_sq_probs", "mean_logits", "is_top1", "label_mask"} - fields
@@ -721,7 +721,7 @@ def _(label):
 
 @contract("transformers.PretrainedConfig._attn_implementation")
 def _(label):
-    where = "rlhf_lab/algorithms/shared_prompt.py reads model.config._attn_implementation to pick the mask kind"
+    where = "rlhf_lab/patches/shared_prompt.py reads model.config._attn_implementation to pick the mask kind"
     load("transformers.PretrainedConfig", where)
     config_class = load("transformers.LlamaConfig", where)
     for name in ("sdpa", "eager"):

@@ -7,9 +7,9 @@ import torch
 from unittest.mock import patch
 
 from conftest import TINY, build_trainer
-from rlhf_lab.algorithms.shared_prompt import CHOSEN, PAD, PROMPT, REJECTED, pack_pairs
+from rlhf_lab.patches.shared_prompt import CHOSEN, PAD, PROMPT, REJECTED, pack_pairs
 from rlhf_lab.algorithms.grpo_trainer import LabGRPOTrainer
-from rlhf_lab.algorithms.scored_positions import score_every_position, score_only_labelled_positions
+from rlhf_lab.patches.scored_positions import score_every_position, score_only_labelled_positions
 
 # ---- the packed layout, on a hand-made TRL batch ----
 

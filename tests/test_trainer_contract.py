@@ -35,3 +35,17 @@ def test_a_builder_that_returns_another_trainer_is_named():
 def test_the_weighted_total_counts_a_missing_reward_as_zero():
     per_reward = torch.tensor([[1.0, 0.5], [float("nan"), 2.0], [float("nan"), float("nan")]])
     assert weighted_total(per_reward, torch.tensor([2.0, -1.0])).tolist() == [1.5, -2.0, 0.0]
+
+
+def test_a_jobs_patch_of_trl_is_undone_when_the_job_ends():
+    import trl.trainer.utils as trl_utils
+
+    from rlhf_lab.patches import job_scope
+    from rlhf_lab.patches.scored_positions import score_every_position, score_only_labelled_positions
+
+    score_every_position()
+    library = trl_utils._use_triton
+    with job_scope():
+        score_only_labelled_positions()
+        assert trl_utils._use_triton is not library and trl_utils._use_triton.original is library
+    assert trl_utils._use_triton is library

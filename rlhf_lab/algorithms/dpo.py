@@ -43,8 +43,8 @@ def build(run: Run, inputs: TrainInputs):
     from trl import DPOTrainer
 
     from rlhf_lab.algorithms.lazy_rows import per_batch, row_indices
-    from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
-    from rlhf_lab.algorithms.shared_prompt import share_prompts_in
+    from rlhf_lab.patches.scored_positions import score_only_labelled_positions
+    from rlhf_lab.patches.shared_prompt import share_prompts_in
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
 
     cfg: DPOConfig = run.algorithm

@@ -52,7 +52,7 @@ def trl_args(run: Run, bf16: bool):
 
 def build(run: Run, inputs: TrainInputs):
     from rlhf_lab.algorithms.grpo_trainer import LabGRPOTrainer
-    from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
+    from rlhf_lab.patches.scored_positions import score_only_labelled_positions
     from rlhf_lab.rewards.registry import build_rewards
 
     cfg: GRPOConfig = run.algorithm

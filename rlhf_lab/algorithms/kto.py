@@ -28,7 +28,7 @@ def build(run: Run, inputs: TrainInputs):
     from trl import KTOTrainer
 
     from rlhf_lab.algorithms.lazy_rows import per_batch, row_indices
-    from rlhf_lab.algorithms.scored_positions import score_only_labelled_positions
+    from rlhf_lab.patches.scored_positions import score_only_labelled_positions
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
 
     cfg: KTOConfig = run.algorithm
