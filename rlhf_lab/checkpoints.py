@@ -43,9 +43,9 @@ class ResumePoint:
 
 def step_of(path: Path) -> int | None:
     name = path.name
-    if not name.startswith(PREFIX) or not name[len(PREFIX):].isdigit():
+    if not name.startswith(PREFIX) or not name[len(PREFIX) :].isdigit():
         return None
-    return int(name[len(PREFIX):])
+    return int(name[len(PREFIX) :])
 
 
 def write_manifest(folder: Path, step: int) -> None:
@@ -108,7 +108,9 @@ def resume_point(run_dir: Path, setting: str) -> ResumePoint:
     if setting != "auto":
         path = Path(setting).expanduser().absolute()
         if not path.is_dir():
-            raise ConfigError("train.resume", f"no checkpoint directory at {path}; give a checkpoint-<step> directory, auto or never")
+            raise ConfigError(
+                "train.resume", f"no checkpoint directory at {path}; give a checkpoint-<step> directory, auto or never"
+            )
         reason = problem(path)
         if reason:
             raise ConfigError("train.resume", f"{path} is not a complete checkpoint: {reason}")
@@ -128,9 +130,12 @@ def check_not_finished(point: ResumePoint, max_steps: int, num_train_epochs: flo
         return
     ways = "or start over with train.resume=never (the earlier run's files are kept under before-<time>/)"
     if 0 < max_steps <= point.step:
-        raise ConfigError("train.max_steps", f"is {max_steps} but the checkpoint the run would resume ({point.path}) "
-                                             f"is already at step {point.step}; raise train.max_steps above "
-                                             f"{point.step} to train further, {ways}")
+        raise ConfigError(
+            "train.max_steps",
+            f"is {max_steps} but the checkpoint the run would resume ({point.path}) "
+            f"is already at step {point.step}; raise train.max_steps above "
+            f"{point.step} to train further, {ways}",
+        )
     if max_steps == -1:
         try:
             state = json.loads((point.path / TRAINER_STATE).read_text())
@@ -138,9 +143,12 @@ def check_not_finished(point: ResumePoint, max_steps: int, num_train_epochs: flo
         except (OSError, ValueError, KeyError, TypeError):
             return
         if epochs == num_train_epochs and 0 < planned <= point.step:
-            raise ConfigError("train.num_train_epochs", f"the checkpoint the run would resume ({point.path}) has "
-                                                        f"already trained its {num_train_epochs:g} epochs ({point.step} "
-                                                        f"steps); raise train.num_train_epochs to train further, {ways}")
+            raise ConfigError(
+                "train.num_train_epochs",
+                f"the checkpoint the run would resume ({point.path}) has "
+                f"already trained its {num_train_epochs:g} epochs ({point.step} "
+                f"steps); raise train.num_train_epochs to train further, {ways}",
+            )
 
 
 def rotate(root: Path, keep: int | None) -> None:

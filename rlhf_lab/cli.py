@@ -16,8 +16,6 @@ from rlhf_lab.errors import EXIT_USER_ERROR, ConfigError, UserError, print_error
 from rlhf_lab.paths import CONF_DIR
 from rlhf_lab.schema import register_schemas
 
-
-
 # Set once the first job starts: an OSError before that is Hydra failing to create the output directory.
 _job_started = False
 
@@ -73,11 +71,31 @@ def register_start_resolver() -> None:
 
 
 # Hydra's flags that take a value, and those that choose what the command does (at most one of these).
-_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-                "--experimental-rerun"}
-_MODE_FLAGS = {"--run": "--run", "-r": "--run", "--multirun": "--multirun", "-m": "--multirun", "--cfg": "--cfg",
-               "-c": "--cfg", "--info": "--info", "-i": "--info", "--shell-completion": "--shell-completion",
-               "-sc": "--shell-completion"}
+_VALUE_FLAGS = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
+_MODE_FLAGS = {
+    "--run": "--run",
+    "-r": "--run",
+    "--multirun": "--multirun",
+    "-m": "--multirun",
+    "--cfg": "--cfg",
+    "-c": "--cfg",
+    "--info": "--info",
+    "-i": "--info",
+    "--shell-completion": "--shell-completion",
+    "-sc": "--shell-completion",
+}
 _INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 
@@ -89,7 +107,9 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
         arg = args[i]
         if arg.startswith("-"):
             flags.append(arg)
-            takes = arg in _VALUE_FLAGS or (arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in _INFO_TOPICS)
+            takes = arg in _VALUE_FLAGS or (
+                arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in _INFO_TOPICS
+            )
             if takes and i + 1 < len(args):
                 flags.append(args[i + 1])
                 i += 1
@@ -118,8 +138,8 @@ def main() -> int:
             print(render_help(CONF_DIR, [a for a in args if a not in ("--help", "-h")]))
             return 0
         flags, overrides = split_args(args)
-        from rlhf_lab.swift.flags import check_foreign_flags
         from rlhf_lab.swift.environment import environment_overrides
+        from rlhf_lab.swift.flags import check_foreign_flags
 
         check_foreign_flags(flags)
         added = environment_overrides(overrides)
@@ -155,8 +175,11 @@ def main() -> int:
         if user_wants_traceback or _job_started:
             raise
         where = e.filename or "the output directory"
-        print(f"output error: cannot write {where}: {e.strerror or e}; choose another with hydra.run.dir=... "
-              "(hydra.sweep.dir=... for -m)", file=sys.stderr)
+        print(
+            f"output error: cannot write {where}: {e.strerror or e}; choose another with hydra.run.dir=... "
+            "(hydra.sweep.dir=... for -m)",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     from rlhf_lab.tracking import sweep
 
@@ -186,7 +209,10 @@ def dry_run_sweep(overrides: list[str]) -> int:
             line = explain(e)
         print(f"job {num} ({' '.join(job) or 'defaults'}): {line}", file=sys.stderr)
     if any(o.split("=")[0] == "hparams_search" for o in overrides):
-        print("the search's own parameters (hydra.sweeper.params) are chosen by Optuna as it runs; the jobs above "
-              "use the config's values for them", file=sys.stderr)
+        print(
+            "the search's own parameters (hydra.sweeper.params) are chosen by Optuna as it runs; the jobs above "
+            "use the config's values for them",
+            file=sys.stderr,
+        )
     print(f"{len(jobs) - failed} of {len(jobs)} jobs pass the checks", file=sys.stderr)
     return EXIT_USER_ERROR if failed else 0

@@ -6,7 +6,6 @@ import dataclasses
 import difflib
 
 import yaml
-
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -19,7 +18,7 @@ def _valid_keys(exc: OmegaConfBaseException) -> list[str]:
         return [f.name for f in dataclasses.fields(object_type)]
     parent = getattr(exc, "parent_node", None)
     try:
-        return [str(k) for k in parent.keys()] if parent is not None else []
+        return [str(k) for k in parent.keys()]  # noqa: SIM118 - an OmegaConf node, iterated by keys() if parent is not None else []
     except Exception:
         return []
 
@@ -67,14 +66,22 @@ def explain(exc: BaseException) -> str:
         group, _, option = missing.partition("/") if missing.partition("/")[0] in GROUPS else missing.rpartition("/")
         options = ", ".join(exc.options) if exc.options else "none found"
         if group:
-            return (f"config error: unknown option '{option}' for {group}{_option_hint(group, option)}; choose one of: "
-                    f"{options}")
+            return (
+                f"config error: unknown option '{option}' for {group}{_option_hint(group, option)}; choose one of: "
+                f"{options}"
+            )
         return f"config error: {' '.join(str(exc).split())}"
     if isinstance(exc, OverrideParseException):
         text = " ".join(str(exc).split())
         # SOURCE#N (N rows of a source) holds a '#', which Hydra reads only inside quotes.
-        hint = ("; a value holding '#' must be quoted, e.g. 'dataset.path=\"data.jsonl#500\"' or "
-                "'dataset.path=[\"a.jsonl#500\",b.parquet]'") if "#" in text else ""
+        hint = (
+            (
+                "; a value holding '#' must be quoted, e.g. 'dataset.path=\"data.jsonl#500\"' or "
+                "'dataset.path=[\"a.jsonl#500\",b.parquet]'"
+            )
+            if "#" in text
+            else ""
+        )
         return f"config error: cannot parse the override: {text}{hint}"
     if isinstance(exc, yaml.YAMLError):
         mark = getattr(exc, "problem_mark", None)

@@ -6,6 +6,7 @@ everything else is a bug or a runtime failure and is reported as a failed run.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 EXIT_USER_ERROR = 2
@@ -26,10 +27,8 @@ def print_error_line(line: str) -> None:
     mid-line; ending the open bars first keeps the error at the start of a line, where people and scripts look."""
     tqdm = sys.modules.get("tqdm")  # only if something already drew bars: config-only paths stay light
     for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
-        try:
+        with contextlib.suppress(Exception):  # a bar that cannot be closed must not hide the error
             bar.close()
-        except Exception:  # noqa: BLE001 - a bar that cannot be closed must not hide the error
-            pass
     print(line, file=sys.stderr, flush=True)
 
 
@@ -43,7 +42,7 @@ class ConfigError(UserError):
         self.message = message
         super().__init__(f"{key}: {message}" if key else message)
 
-    def under(self, prefix: str) -> "ConfigError":
+    def under(self, prefix: str) -> ConfigError:
         """The same error with its key placed under a config group (beta -> algorithm.beta)."""
         key = f"{prefix}.{self.key}" if self.key else prefix
         return ConfigError(key, self.message)

@@ -22,18 +22,41 @@ FILE = "run_fingerprint.json"
 GROUPS = ("algorithm", "model", "tuner", "dataset", "distributed", "train")
 # Keys of those groups that do not: how often and where the run records itself, how it is evaluated, how long it runs,
 # and where the processes of a multi-node run meet (a requeued SLURM job gets other hosts).
-NOT_TRAINING = frozenset({
-    "train.resume", "train.save_steps", "train.save_total_limit", "train.logging_steps", "train.eval",
-    "train.per_device_eval_batch_size", "train.dataset_num_proc", "train.max_steps", "train.num_train_epochs",
-    "distributed.node_rank", "distributed.master_addr", "distributed.master_port",
-})
+NOT_TRAINING = frozenset(
+    {
+        "train.resume",
+        "train.save_steps",
+        "train.save_total_limit",
+        "train.logging_steps",
+        "train.eval",
+        "train.per_device_eval_batch_size",
+        "train.dataset_num_proc",
+        "train.max_steps",
+        "train.num_train_epochs",
+        "distributed.node_rank",
+        "distributed.master_addr",
+        "distributed.master_port",
+    }
+)
 # Files Hydra writes into the run directory before a job starts (they belong to whichever command ran last).
 HYDRA_FILES = (".hydra",)
 # What a run writes into its directory; anything else there (the user's data, notes) is not a run's and is left alone.
-RUN_OUTPUTS = frozenset({
-    FILE, "summary.json", "metrics.jsonl", "dropped_rows.jsonl", "checkpoints", "adapter", "model", "tensorboard",
-    "wandb", ".launch", ".adapter.partial", ".model.partial",
-})
+RUN_OUTPUTS = frozenset(
+    {
+        FILE,
+        "summary.json",
+        "metrics.jsonl",
+        "dropped_rows.jsonl",
+        "checkpoints",
+        "adapter",
+        "model",
+        "tensorboard",
+        "wandb",
+        ".launch",
+        ".adapter.partial",
+        ".model.partial",
+    }
+)
 
 
 def settings(resolved: dict) -> dict[str, Any]:
@@ -105,17 +128,24 @@ def check_same_run(run_dir: Path, resolved: dict) -> None:
     """train.resume=auto in a directory that holds a run: it must be this run (the same training settings)."""
     if not holds_run(run_dir):
         return
-    ways_out = ("choose another directory (hydra.run.dir=...), start over here with train.resume=never (the earlier "
-                "run's files are kept under before-<time>/), or use the earlier run's settings")
+    ways_out = (
+        "choose another directory (hydra.run.dir=...), start over here with train.resume=never (the earlier "
+        "run's files are kept under before-<time>/), or use the earlier run's settings"
+    )
     old = read(run_dir)
     if old is None:
-        raise ConfigError("hydra.run.dir", f"{run_dir} holds files of another run whose settings are not recorded "
-                                           f"(no {FILE}); {ways_out}")
+        raise ConfigError(
+            "hydra.run.dir",
+            f"{run_dir} holds files of another run whose settings are not recorded (no {FILE}); {ways_out}",
+        )
     changed = differences(old, settings(resolved))
     if changed:
         shown = "; ".join(changed[:6]) + (f"; and {len(changed) - 6} more" if len(changed) > 6 else "")
-        raise ConfigError("hydra.run.dir", f"{run_dir} holds a run with other training settings ({shown}), which "
-                                           f"train.resume=auto would continue; {ways_out}")
+        raise ConfigError(
+            "hydra.run.dir",
+            f"{run_dir} holds a run with other training settings ({shown}), which "
+            f"train.resume=auto would continue; {ways_out}",
+        )
 
 
 def set_aside(run_dir: Path) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -47,8 +48,14 @@ def run_job(cfg: DictConfig) -> dict:
             from rlhf_lab.run import build_run
 
             # The processes a launcher started together check the directory once (the main one).
-            run = build_run(cfg, run_dir, choices=dict(hc.runtime.choices), overrides=overrides, sweep_dir=sweep_dir,
-                            check_dir=is_main())
+            run = build_run(
+                cfg,
+                run_dir,
+                choices=dict(hc.runtime.choices),
+                overrides=overrides,
+                sweep_dir=sweep_dir,
+                check_dir=is_main(),
+            )
         except UserError as e:
             if multirun and fresh:
                 # One failing job must not stop the sweep: it is recorded and the next job runs.
@@ -73,7 +80,9 @@ def run_job(cfg: DictConfig) -> dict:
 
             result = launch(run)
         except Interrupted as e:
-            write_summary(summary_path, {**base, **interrupted_fields(e), "duration_s": round(time.time() - started, 2)})
+            write_summary(
+                summary_path, {**base, **interrupted_fields(e), "duration_s": round(time.time() - started, 2)}
+            )
             print_error_line(f"interrupted: {e}")
             stop.hand_over()  # under submitit: requeue the job, which resumes from the checkpoint
             raise SystemExit(e.exit_code) from None
@@ -112,10 +121,8 @@ def release_job_memory() -> None:
     import gc
 
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 @contextmanager

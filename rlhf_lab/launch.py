@@ -121,9 +121,14 @@ def check_devices(run: Run) -> None:
         )
     if gpus > run.distributed.nproc_per_node:
         # As with torchrun, one process per GPU: the others stay idle unless asked for.
-        log.warning("%d GPUs are visible but the run starts %d process(es) per node; %d stay idle (set "
-                    "distributed.nproc_per_node=%d, or NPROC_PER_NODE, to use them all)", gpus,
-                    run.distributed.nproc_per_node, gpus - run.distributed.nproc_per_node, gpus)
+        log.warning(
+            "%d GPUs are visible but the run starts %d process(es) per node; %d stay idle (set "
+            "distributed.nproc_per_node=%d, or NPROC_PER_NODE, to use them all)",
+            gpus,
+            run.distributed.nproc_per_node,
+            gpus - run.distributed.nproc_per_node,
+            gpus,
+        )
 
 
 def spawn_workers(run: Run) -> dict:

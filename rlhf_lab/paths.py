@@ -20,7 +20,7 @@ def resolve_pkg_path(uri: str) -> Path | None:
 
     Returns None when the package is not installed.
     """
-    package, _, relative = uri[len(PKG_SCHEME):].partition("/")
+    package, _, relative = uri[len(PKG_SCHEME) :].partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None

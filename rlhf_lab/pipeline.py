@@ -33,8 +33,9 @@ def _train(run: Run) -> dict:
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)
     run.algorithm.check_data(splits.train + splits.val)
     for source in splits.sources:
-        log.info("data: %(rows)d training rows from %(source)s (split %(split)s, %(format)s format, %(read)d read)",
-                 source)
+        log.info(
+            "data: %(rows)d training rows from %(source)s (split %(split)s, %(format)s format, %(read)d read)", source
+        )
     log.info("held-out: %d rows from %s", len(splits.val), splits.val_origin)
     # Models that come from the Hub, and the dashboard's server: one line now if they cannot be reached.
     check_models(run)
@@ -43,8 +44,9 @@ def _train(run: Run) -> dict:
     processing = load_processing(run)
     policy = run.dataset.truncation or run.spec.truncation
     lazy = lazy_plan(run, splits, processing[1], policy)
-    lengths = check_lengths(splits, processing[1], run.spec.data_format, run.train.max_length, policy, log,
-                            train=lazy is None)
+    lengths = check_lengths(
+        splits, processing[1], run.spec.data_format, run.train.max_length, policy, log, train=lazy is None
+    )
     data_seconds = time.time() - t_data
     dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
     if splits.dropped and is_main():
@@ -58,9 +60,9 @@ def _train(run: Run) -> dict:
 
     from rlhf_lab.checkpoints import install_atomic_saves
     from rlhf_lab.models.precision import resolve_bf16
+    from rlhf_lab.models.tuners import count_parameters
     from rlhf_lab.resume_intervals import CommandIntervals
     from rlhf_lab.stop_callback import StopAtStepEnd
-    from rlhf_lab.models.tuners import count_parameters
     from rlhf_lab.tracking.metrics import MetricsFile
     from rlhf_lab.tracking.output import print_result, save_final_model
     from rlhf_lab.tracking.trackers import Tracker, start_tracking
@@ -75,7 +77,9 @@ def _train(run: Run) -> dict:
     tracker = start_tracking(run, wandb_mode) if is_main() else Tracker()
     try:
         # Resuming keeps the records up to the checkpoint's step; later ones were lost with the stopped run.
-        metrics = MetricsFile(run.run_dir / "metrics.jsonl", keep_until_step=run.resume.step if run.resume.path else None)
+        metrics = MetricsFile(
+            run.run_dir / "metrics.jsonl", keep_until_step=run.resume.step if run.resume.path else None
+        )
         stop = StopAtStepEnd()
         inputs.callbacks = [CommandIntervals(), metrics, *tracker.callbacks, stop]
         tokenizer = inputs.tokenizer
@@ -97,8 +101,11 @@ def _train(run: Run) -> dict:
         train_seconds = time.time() - t_train
         if stop.stopped:
             checkpoint = run.run_dir / "checkpoints" / f"checkpoint-{trainer.state.global_step}"
-            raise Interrupted(STOP.name or "SIGTERM", str(checkpoint) if checkpoint.is_dir() else None,
-                              exit_code=128 + (STOP.received or 15))
+            raise Interrupted(
+                STOP.name or "SIGTERM",
+                str(checkpoint) if checkpoint.is_dir() else None,
+                exit_code=128 + (STOP.received or 15),
+            )
         saved = save_final_model(trainer, run)
         if lazy is not None:
             lengths["train"] = finish_lazy(lazy, splits, run)
@@ -179,9 +186,8 @@ def finish_lazy(lazy, splits, run: Run) -> dict:
 
 def build_trainer(run: Run, inputs: TrainInputs):
     """The algorithm's trainer; under bf16 autocast a LoRA run's frozen base weights are then stored in bf16."""
-    from rlhf_lab.models.frozen_base import frozen_base_blocker, generate_under_autocast, store_frozen_base_in_bf16
-
     from rlhf_lab.algorithms.contract import check_contract
+    from rlhf_lab.models.frozen_base import frozen_base_blocker, generate_under_autocast, store_frozen_base_in_bf16
 
     trainer = run.spec.load_builder()(run, inputs)
     check_contract(trainer, run.spec.builder)

@@ -30,8 +30,9 @@ class Checked:
 
     def line(self) -> str:
         data = "" if self.train_rows is None else f"; {self.train_rows} training and {self.val_rows} held-out rows read"
-        resume = (f"; would resume at step {self.resume_step}" if self.resume_step is not None
-                  else "; would start a new run")
+        resume = (
+            f"; would resume at step {self.resume_step}" if self.resume_step is not None else "; would start a new run"
+        )
         return f"dry run: the config checks passed{data}{resume} in {self.run_dir}; nothing was written"
 
 

@@ -24,7 +24,10 @@ def preset_named_for(name_or_path: str) -> str | None:
     import yaml
 
     for name in preset_names():
-        if yaml.safe_load((Path(CONF_DIR) / "model" / f"{name}.yaml").read_text())["model"]["name_or_path"] == name_or_path:
+        if (
+            yaml.safe_load((Path(CONF_DIR) / "model" / f"{name}.yaml").read_text())["model"]["name_or_path"]
+            == name_or_path
+        ):
             return name
     return None
 

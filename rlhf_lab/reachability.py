@@ -37,12 +37,16 @@ def check_hub_model(repo_id: str, key: str, revision: str | None = None) -> None
         return
     fetch = f"download it where there is a network (hf download {repo_id}) or give a local checkpoint directory"
     if constants.HF_HUB_OFFLINE:
-        raise ModelError(f"{key}: {repo_id} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
-                         f"HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) forbids downloading it; {fetch}")
+        raise ModelError(
+            f"{key}: {repo_id} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+            f"HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) forbids downloading it; {fetch}"
+        )
     why = unreachable(constants.ENDPOINT)
     if why:
-        raise ModelError(f"{key}: {repo_id} is not in the local Hugging Face cache and the Hub at {constants.ENDPOINT} "
-                         f"cannot be reached ({why}); {fetch}, or set HF_ENDPOINT to a mirror")
+        raise ModelError(
+            f"{key}: {repo_id} is not in the local Hugging Face cache and the Hub at {constants.ENDPOINT} "
+            f"cannot be reached ({why}); {fetch}, or set HF_ENDPOINT to a mirror"
+        )
 
 
 def check_models(run) -> None:
@@ -57,8 +61,7 @@ def check_models(run) -> None:
             check_hub_model(source.location, key, run.model.revision if key == "model.name_or_path" else None)
 
 
-_WANDB_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
-                "disabled": "disabled"}
+_WANDB_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}
 
 
 def wandb_mode(setting: str) -> str:
@@ -71,8 +74,10 @@ def wandb_mode(setting: str) -> str:
         if os.environ.get("WANDB_DISABLED", "").strip().lower() in ("true", "1", "yes"):
             return "disabled"
         if env_mode and env_mode not in _WANDB_MODES:
-            raise ConfigError("logger.mode", f"WANDB_MODE={env_mode} in the environment is not a wandb mode; use "
-                                             "online, offline or disabled")
+            raise ConfigError(
+                "logger.mode",
+                f"WANDB_MODE={env_mode} in the environment is not a wandb mode; use online, offline or disabled",
+            )
         asked = bool(env_mode)
         setting = _WANDB_MODES[env_mode] if env_mode else ("online" if wandb_has_api_key() else "offline")
     if setting != "online":
@@ -82,10 +87,16 @@ def wandb_mode(setting: str) -> str:
     if why is None:
         return "online"
     if asked:
-        raise ConfigError("logger.mode", f"wandb is to log online but {server} cannot be reached ({why}); set "
-                                         "WANDB_MODE=offline (upload later with `wandb sync`) or logger=none")
-    log.warning("wandb: %s cannot be reached (%s); logging offline under the run directory (upload later with "
-                "`wandb sync`)", server, why)
+        raise ConfigError(
+            "logger.mode",
+            f"wandb is to log online but {server} cannot be reached ({why}); set "
+            "WANDB_MODE=offline (upload later with `wandb sync`) or logger=none",
+        )
+    log.warning(
+        "wandb: %s cannot be reached (%s); logging offline under the run directory (upload later with `wandb sync`)",
+        server,
+        why,
+    )
     return "offline"
 
 

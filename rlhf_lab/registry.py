@@ -52,7 +52,14 @@ class AlgorithmSpec:
 _PAIR_EVAL = "rlhf_lab.evaluation.preference:PreferenceEval"
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {
-    "dpo": AlgorithmSpec("dpo", DPOConfig, data_format="pairs", builder="rlhf_lab.algorithms.dpo:build", evaluation=_PAIR_EVAL, images=True),
+    "dpo": AlgorithmSpec(
+        "dpo",
+        DPOConfig,
+        data_format="pairs",
+        builder="rlhf_lab.algorithms.dpo:build",
+        evaluation=_PAIR_EVAL,
+        images=True,
+    ),
     "kto": AlgorithmSpec(
         "kto",
         KTOConfig,
@@ -61,9 +68,30 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         evaluation="rlhf_lab.evaluation.preference:LabelledEval",
         images=True,
     ),
-    "cpo": AlgorithmSpec("cpo", CPOConfig, data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL, images=True),
-    "simpo": AlgorithmSpec("simpo", SimPOConfig, data_format="pairs", builder="rlhf_lab.algorithms.cpo:build", evaluation=_PAIR_EVAL, images=True),
-    "orpo": AlgorithmSpec("orpo", ORPOConfig, data_format="pairs", builder="rlhf_lab.algorithms.orpo:build", evaluation=_PAIR_EVAL, images=True),
+    "cpo": AlgorithmSpec(
+        "cpo",
+        CPOConfig,
+        data_format="pairs",
+        builder="rlhf_lab.algorithms.cpo:build",
+        evaluation=_PAIR_EVAL,
+        images=True,
+    ),
+    "simpo": AlgorithmSpec(
+        "simpo",
+        SimPOConfig,
+        data_format="pairs",
+        builder="rlhf_lab.algorithms.cpo:build",
+        evaluation=_PAIR_EVAL,
+        images=True,
+    ),
+    "orpo": AlgorithmSpec(
+        "orpo",
+        ORPOConfig,
+        data_format="pairs",
+        builder="rlhf_lab.algorithms.orpo:build",
+        evaluation=_PAIR_EVAL,
+        images=True,
+    ),
     "rm": AlgorithmSpec(
         "rm",
         RewardModelConfig,

@@ -93,8 +93,11 @@ def _check_data_settings(parts: dict, spec: AlgorithmSpec) -> None:
     if dataset.lazy_tokenize and why:
         raise ConfigError("dataset.lazy_tokenize", f"cannot be true: {why}; leave it null (or false)")
     if dataset.truncation == "right" and spec.truncation != "right":
-        raise ConfigError("dataset.truncation", f"right cannot apply to algorithm={spec.name}: a cut answer cannot be "
-                                                f"scored, so such rows are deleted; use {spec.truncation} or error")
+        raise ConfigError(
+            "dataset.truncation",
+            f"right cannot apply to algorithm={spec.name}: a cut answer cannot be "
+            f"scored, so such rows are deleted; use {spec.truncation} or error",
+        )
 
 
 def build_run(
@@ -109,7 +112,9 @@ def build_run(
 
     check_dir: whether the run directory must hold nothing or this same run (the process that starts the run
     checks; the processes it starts, which see its first files, do not)."""
-    parts = {g: _group_object(cfg, g) for g in ("algorithm", "model", "tuner", "dataset", "distributed", "logger", "train")}
+    parts = {
+        g: _group_object(cfg, g) for g in ("algorithm", "model", "tuner", "dataset", "distributed", "logger", "train")
+    }
     spec = get_spec(parts["algorithm"].name)
     if parts["distributed"].backend not in spec.distributed:
         raise ConfigError(

@@ -30,8 +30,12 @@ def main(run_dir: Path) -> int:
         spec = yaml.safe_load((folder / RESOLVED_FILE).read_text())
         sweep_dir = Path(spec["sweep_dir"]) if spec["sweep_dir"] else None
         run = build_run(
-            typed_config(spec["config"]), run_dir, choices=spec["choices"], overrides=tuple(spec["overrides"]),
-            sweep_dir=sweep_dir, check_dir=False,
+            typed_config(spec["config"]),
+            run_dir,
+            choices=spec["choices"],
+            overrides=tuple(spec["overrides"]),
+            sweep_dir=sweep_dir,
+            check_dir=False,
         )
         with stop_signals():
             result = train(run)
@@ -41,8 +45,10 @@ def main(run_dir: Path) -> int:
     except BaseException as e:  # noqa: BLE001 - every failure is reported to the launching process
         report = {"rank": rank(), "user_error": isinstance(e, UserError), "traceback": None}
         if isinstance(e, Interrupted):
-            report.update(error=str(e), interrupted={"signal": e.signal_name, "checkpoint": e.checkpoint,
-                                                     "exit_code": e.exit_code})
+            report.update(
+                error=str(e),
+                interrupted={"signal": e.signal_name, "checkpoint": e.checkpoint, "exit_code": e.exit_code},
+            )
             write_json_atomic(folder / f"error-rank{rank()}.json", report)
             return e.exit_code
         if isinstance(e, UserError):

@@ -41,8 +41,14 @@ SIDES = ("rlhf_lab", "plain_trl", "ms_swift")
 def settings(args, algorithm: str) -> dict:
     accumulation = 1 if args.short or algorithm == "grpo" else 4
     return dict(
-        steps=args.steps, batch=4, accumulation=accumulation, max_length=128, lora_r=8, bf16=args.bf16,
-        num_generations=4, max_completion_length=8 if args.short else 64,
+        steps=args.steps,
+        batch=4,
+        accumulation=accumulation,
+        max_length=128,
+        lora_r=8,
+        bf16=args.bf16,
+        num_generations=4,
+        max_completion_length=8 if args.short else 64,
     )
 
 
@@ -71,25 +77,45 @@ def rates(step_times: list[float], tokens: list[float], samples_per_step: int) -
 def lab_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dict:
     run_dir = work / f"lab-{algorithm}"
     overrides = [
-        f"algorithm={algorithm}", f"dataset={DATASETS[algorithm]}", f"model.name_or_path={model}", "tuner=lora",
-        f"tuner.r={s['lora_r']}", f"train.max_steps={s['steps']}", f"train.per_device_train_batch_size={s['batch']}",
-        f"train.gradient_accumulation_steps={s['accumulation']}", f"train.max_length={s['max_length']}",
-        f"train.bf16={str(s['bf16']).lower()}", "train.learning_rate=5e-4", "train.logging_steps=1",
-        "train.eval=false", "logger=none", f"hydra.run.dir={run_dir}",
+        f"algorithm={algorithm}",
+        f"dataset={DATASETS[algorithm]}",
+        f"model.name_or_path={model}",
+        "tuner=lora",
+        f"tuner.r={s['lora_r']}",
+        f"train.max_steps={s['steps']}",
+        f"train.per_device_train_batch_size={s['batch']}",
+        f"train.gradient_accumulation_steps={s['accumulation']}",
+        f"train.max_length={s['max_length']}",
+        f"train.bf16={str(s['bf16']).lower()}",
+        "train.learning_rate=5e-4",
+        "train.logging_steps=1",
+        "train.eval=false",
+        "logger=none",
+        f"hydra.run.dir={run_dir}",
     ]
     if algorithm == "grpo":
-        overrides += [f"algorithm.num_generations={s['num_generations']}",
-                      f"algorithm.max_completion_length={s['max_completion_length']}", "algorithm.temperature=1.0"]
+        overrides += [
+            f"algorithm.num_generations={s['num_generations']}",
+            f"algorithm.max_completion_length={s['max_completion_length']}",
+            "algorithm.temperature=1.0",
+        ]
     code, rss, tail = run_measured([sys.executable, "-m", "rlhf_lab", *overrides], work, env)
     if code != 0:
         return {"error": tail.strip().splitlines()[-1] if tail.strip() else f"exit {code}"}
     summary = json.loads((run_dir / "summary.json").read_text())
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
-    result = rates([r["time"] for r in steps], [r["num_tokens"] for r in steps if "num_tokens" in r],
-                   samples_per_step(algorithm, s))
-    return {**result, "train_start_at_s": summary["train_start_at_s"], "first_step_at_s": summary["first_step_at_s"],
-            "peak_rss_mb": round(rss)}
+    result = rates(
+        [r["time"] for r in steps],
+        [r["num_tokens"] for r in steps if "num_tokens" in r],
+        samples_per_step(algorithm, s),
+    )
+    return {
+        **result,
+        "train_start_at_s": summary["train_start_at_s"],
+        "first_step_at_s": summary["first_step_at_s"],
+        "peak_rss_mb": round(rss),
+    }
 
 
 def samples_per_step(algorithm: str, s: dict) -> int:
@@ -108,16 +134,25 @@ def trl_rows(algorithm: str) -> list[dict]:
     from rlhf_lab.data.load import load_file
 
     rows = load_file(bundled_train_file(algorithm), FORMATS[algorithm], lenient=False, dropped=[])
-    keys = {"dpo": ("prompt", "chosen", "rejected"), "kto": ("prompt", "completion", "label"),
-            "grpo": ("prompt", "solution")}[algorithm]
+    keys = {
+        "dpo": ("prompt", "chosen", "rejected"),
+        "kto": ("prompt", "completion", "label"),
+        "grpo": ("prompt", "solution"),
+    }[algorithm]
     return [{k: r[k] for k in keys} for r in rows]
 
 
 def plain_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dict:
     data = work / f"trl-{algorithm}.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in trl_rows(algorithm)))
-    cfg = {**s, "algorithm": algorithm, "model": model, "data": str(data), "output_dir": str(work / f"trl-{algorithm}"),
-           "result": str(work / f"trl-{algorithm}.json")}
+    cfg = {
+        **s,
+        "algorithm": algorithm,
+        "model": model,
+        "data": str(data),
+        "output_dir": str(work / f"trl-{algorithm}"),
+        "result": str(work / f"trl-{algorithm}.json"),
+    }
     cfg_path = work / f"trl-{algorithm}-config.json"
     cfg_path.write_text(json.dumps(cfg))
     code, rss, tail = run_measured([sys.executable, str(ROOT / "scripts" / "plain_trl.py"), str(cfg_path)], work, env)
@@ -125,31 +160,89 @@ def plain_run(algorithm: str, model: str, s: dict, work: Path, env: dict) -> dic
         return {"error": tail.strip().splitlines()[-1] if tail.strip() else f"exit {code}"}
     result = json.loads(Path(cfg["result"]).read_text())
     out = rates(result["step_times"], result["tokens"], samples_per_step(algorithm, s))
-    return {**out, "train_start_at_s": result["train_start_at_s"], "first_step_at_s": result["first_step_at_s"],
-            "peak_rss_mb": round(rss)}
+    return {
+        **out,
+        "train_start_at_s": result["train_start_at_s"],
+        "first_step_at_s": result["first_step_at_s"],
+        "peak_rss_mb": round(rss),
+    }
 
 
 def swift_command(python: str, algorithm: str, model: str, s: dict, out_dir: Path) -> list[str]:
     """`swift rlhf` at the bench's settings, on the bundled data file; ms-swift's rlhf_type names are the bench's
     algorithm names."""
     cmd = [
-        python, "-m", "swift.cli.rlhf", "--rlhf_type", algorithm, "--model", model,
+        python,
+        "-m",
+        "swift.cli.rlhf",
+        "--rlhf_type",
+        algorithm,
+        "--model",
+        model,
         # SmolLM2 (and the tiny model) are Llama checkpoints with a ChatML template; ms-swift cannot tell them apart
         # from other Llama types on its own.
-        "--model_type", "llama", "--template", "chatml", "--dataset", str(bundled_train_file(algorithm)),
-        "--split_dataset_ratio", "0",
-        "--tuner_type", "lora", "--lora_rank", str(s["lora_r"]), "--lora_alpha", "32", "--target_modules", "all-linear",
-        "--per_device_train_batch_size", str(s["batch"]), "--gradient_accumulation_steps", str(s["accumulation"]),
-        "--max_length", str(s["max_length"]), "--max_steps", str(s["steps"]), "--learning_rate", "5e-4",
-        "--logging_steps", "1", "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none",
-        "--dataloader_num_workers", "0", "--dataset_num_proc", "1", "--output_dir", str(out_dir),
+        "--model_type",
+        "llama",
+        "--template",
+        "chatml",
+        "--dataset",
+        str(bundled_train_file(algorithm)),
+        "--split_dataset_ratio",
+        "0",
+        "--tuner_type",
+        "lora",
+        "--lora_rank",
+        str(s["lora_r"]),
+        "--lora_alpha",
+        "32",
+        "--target_modules",
+        "all-linear",
+        "--per_device_train_batch_size",
+        str(s["batch"]),
+        "--gradient_accumulation_steps",
+        str(s["accumulation"]),
+        "--max_length",
+        str(s["max_length"]),
+        "--max_steps",
+        str(s["steps"]),
+        "--learning_rate",
+        "5e-4",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--eval_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--dataloader_num_workers",
+        "0",
+        "--dataset_num_proc",
+        "1",
+        "--output_dir",
+        str(out_dir),
         # The same precision as the other sides: fp32 weights, bf16 autocast when s["bf16"].
-        "--torch_dtype", "float32", "--bf16", str(s["bf16"]).lower(), "--fp16", "false",
+        "--torch_dtype",
+        "float32",
+        "--bf16",
+        str(s["bf16"]).lower(),
+        "--fp16",
+        "false",
     ]
     if algorithm == "grpo":
-        cmd += ["--reward_funcs", "accuracy", "format", "--num_generations", str(s["num_generations"]),
-                "--max_completion_length", str(s["max_completion_length"]), "--temperature", "1.0",
-                "--use_vllm", "false"]
+        cmd += [
+            "--reward_funcs",
+            "accuracy",
+            "format",
+            "--num_generations",
+            str(s["num_generations"]),
+            "--max_completion_length",
+            str(s["max_completion_length"]),
+            "--temperature",
+            "1.0",
+            "--use_vllm",
+            "false",
+        ]
     import torch
 
     return cmd if torch.cuda.is_available() else [*cmd, "--use_cpu", "true"]
@@ -185,8 +278,12 @@ def swift_run(python: str, algorithm: str, model: str, s: dict, work: Path, env:
         return {"error": tail.strip().splitlines()[-1] if tail.strip() else f"exit {code}, no steps logged"}
     elapsed = swift_elapsed(logs[-1])
     out = rates(elapsed, [], samples_per_step(algorithm, s))
-    return {**out, "train_start_at_s": round(first_line_at[0] - elapsed[0], 2),
-            "first_step_at_s": round(first_line_at[0], 2), "peak_rss_mb": round(rss)}
+    return {
+        **out,
+        "train_start_at_s": round(first_line_at[0] - elapsed[0], 2),
+        "first_step_at_s": round(first_line_at[0], 2),
+        "peak_rss_mb": round(rss),
+    }
 
 
 def model_dir(short: bool) -> str:
@@ -202,22 +299,29 @@ def ratio(a, b):
 
 
 def table(results: dict) -> str:
-    lines = ["| algorithm | side | samples/s | tokens/s | s/step | training starts (s) | first step (s) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| algorithm | side | samples/s | tokens/s | s/step | training starts (s) | first step (s) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for algorithm, sides in results.items():
         for side in (side for side in SIDES if side in sides):
             r = sides[side]
             if "error" in r:
                 lines.append(f"| {algorithm} | {side} | error: {r['error'][:60]} | | | | | |")
                 continue
-            lines.append(f"| {algorithm} | {side} | {r['samples_per_s']} | {r['tokens_per_s']} | "
-                         f"{r.get('seconds_per_step')} | {r['train_start_at_s']} | {r['first_step_at_s']} | "
-                         f"{r['peak_rss_mb']} |")
-        lines.append(f"| {algorithm} | rlhf_lab / TRL | {sides['ratio']['samples_per_s']} | "
-                     f"{sides['ratio']['tokens_per_s']} | | | | |")
+            lines.append(
+                f"| {algorithm} | {side} | {r['samples_per_s']} | {r['tokens_per_s']} | "
+                f"{r.get('seconds_per_step')} | {r['train_start_at_s']} | {r['first_step_at_s']} | "
+                f"{r['peak_rss_mb']} |"
+            )
+        lines.append(
+            f"| {algorithm} | rlhf_lab / TRL | {sides['ratio']['samples_per_s']} | "
+            f"{sides['ratio']['tokens_per_s']} | | | | |"
+        )
         if "ms_swift" in sides:
-            lines.append(f"| {algorithm} | rlhf_lab / ms-swift | {sides['ratio_ms_swift']['samples_per_s']} "
-                         "| | | | | |")
+            lines.append(
+                f"| {algorithm} | rlhf_lab / ms-swift | {sides['ratio_ms_swift']['samples_per_s']} | | | | | |"
+            )
     return "\n".join(lines)
 
 
@@ -226,15 +330,25 @@ def main() -> None:
     parser.add_argument("--short", action="store_true", help="tiny model, small batches, a few steps")
     parser.add_argument("--algorithms", default="dpo,kto,grpo")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 12, short 3)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="both sides: auto = rlhf_lab's default (bf16 autocast where the hardware runs it fast)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="both sides: auto = rlhf_lab's default (bf16 autocast where the hardware runs it fast)",
+    )
     parser.add_argument("--out", default="outputs/bench.json")
-    parser.add_argument("--swift-python", default=None,
-                        help="also run ms-swift's `swift rlhf` with this Python (of an environment with ms-swift)")
+    parser.add_argument(
+        "--swift-python",
+        default=None,
+        help="also run ms-swift's `swift rlhf` with this Python (of an environment with ms-swift)",
+    )
     args = parser.parse_args()
     if args.swift_python and not os.access(args.swift_python, os.X_OK):
-        print(f"bench: --swift-python {args.swift_python}: no such executable; give the python of an environment "
-              "where ms-swift is installed", file=sys.stderr)
+        print(
+            f"bench: --swift-python {args.swift_python}: no such executable; give the python of an environment "
+            "where ms-swift is installed",
+            file=sys.stderr,
+        )
         sys.exit(2)
     args.steps = args.steps or (3 if args.short else 12)
     from rlhf_lab.models.precision import resolve_bf16
@@ -259,8 +373,9 @@ def main() -> None:
             if args.swift_python:
                 swift = swift_run(args.swift_python, algorithm, model, s, work, env)
                 results[algorithm]["ms_swift"] = swift
-                results[algorithm]["ratio_ms_swift"] = {"samples_per_s": ratio(lab.get("samples_per_s"),
-                                                                               swift.get("samples_per_s"))}
+                results[algorithm]["ratio_ms_swift"] = {
+                    "samples_per_s": ratio(lab.get("samples_per_s"), swift.get("samples_per_s"))
+                }
             results[algorithm]["wall_s"] = round(time.time() - started, 1)
     from rlhf_lab.paths import write_json_atomic
 

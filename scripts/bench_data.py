@@ -53,11 +53,23 @@ def write_rows(path: Path, n: int) -> Path:
 
 def run_one(data: Path, run_dir: Path, checkout: Path, timeout: float) -> dict:
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(checkout)}
-    cmd = [sys.executable, "-m", "rlhf_lab", "model=tiny", "dataset=custom", f"dataset.path={data}",
-           "train.max_steps=1", "train.eval=false", "train.save_steps=0", f"hydra.run.dir={run_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rlhf_lab",
+        "model=tiny",
+        "dataset=custom",
+        f"dataset.path={data}",
+        "train.max_steps=1",
+        "train.eval=false",
+        "train.save_steps=0",
+        f"hydra.run.dir={run_dir}",
+    ]
     start = time.time()
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
         timed_out = False
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -105,8 +117,12 @@ def main() -> None:
     for n in args.rows:
         data = write_rows(args.work / f"dpo_{n}.jsonl", n)
         run_dir = Path(tempfile.mkdtemp(prefix=f"run_{n}_", dir=args.work))
-        result = {"rows_in_file": n, "file_mb": round(data.stat().st_size / 2**20), "checkout": str(args.checkout),
-                  **run_one(data, run_dir, args.checkout.resolve(), args.timeout)}
+        result = {
+            "rows_in_file": n,
+            "file_mb": round(data.stat().st_size / 2**20),
+            "checkout": str(args.checkout),
+            **run_one(data, run_dir, args.checkout.resolve(), args.timeout),
+        }
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "error_tail"}), flush=True)
         if result["error_tail"] and result["status"] != "timed out":
@@ -114,8 +130,10 @@ def main() -> None:
     print("\n| rows | file | status | read + check | rows/s | first step done | wall | peak RSS |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['rows_in_file']:,} | {r['file_mb']} MB | {r['status']} | {r['data_seconds']} s | "
-              f"{r['rows_per_second'] or '-'} | {r['first_step_at_s']} s | {r['wall_s']} s | {r['peak_rss_mb']} MB |")
+        print(
+            f"| {r['rows_in_file']:,} | {r['file_mb']} MB | {r['status']} | {r['data_seconds']} s | "
+            f"{r['rows_per_second'] or '-'} | {r['first_step_at_s']} s | {r['wall_s']} s | {r['peak_rss_mb']} MB |"
+        )
     if args.out:
         from rlhf_lab.paths import write_json_atomic
 

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def process_start_time() -> float:
@@ -23,7 +24,7 @@ def process_start_time() -> float:
 
 
 def main(config_path: str) -> None:
-    cfg = json.loads(open(config_path).read())
+    cfg = json.loads(Path(config_path).read_text())
     from datasets import load_dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -49,25 +50,46 @@ def main(config_path: str) -> None:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     data = load_dataset("json", data_files=cfg["data"], split="train")
-    lora = LoraConfig(r=cfg["lora_r"], lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
-                      task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=cfg["lora_r"], lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
     common = dict(
-        output_dir=cfg["output_dir"], max_steps=cfg["steps"], per_device_train_batch_size=cfg["batch"],
-        gradient_accumulation_steps=cfg["accumulation"], learning_rate=5e-4, logging_steps=1, save_strategy="no",
-        report_to="none", bf16=cfg["bf16"], use_cpu=True, seed=42,
+        output_dir=cfg["output_dir"],
+        max_steps=cfg["steps"],
+        per_device_train_batch_size=cfg["batch"],
+        gradient_accumulation_steps=cfg["accumulation"],
+        learning_rate=5e-4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        bf16=cfg["bf16"],
+        use_cpu=True,
+        seed=42,
     )
     clock = Clock()
     algorithm = cfg["algorithm"]
     if algorithm == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        trainer = DPOTrainer(model=model, args=DPOConfig(**common, max_length=cfg["max_length"], beta=0.1),
-                             train_dataset=data, processing_class=tokenizer, peft_config=lora, callbacks=[clock])
+        trainer = DPOTrainer(
+            model=model,
+            args=DPOConfig(**common, max_length=cfg["max_length"], beta=0.1),
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[clock],
+        )
     elif algorithm == "kto":
         from trl import KTOConfig, KTOTrainer
 
-        trainer = KTOTrainer(model=model, args=KTOConfig(**common, max_length=cfg["max_length"], beta=0.1),
-                             train_dataset=data, processing_class=tokenizer, peft_config=lora, callbacks=[clock])
+        trainer = KTOTrainer(
+            model=model,
+            args=KTOConfig(**common, max_length=cfg["max_length"], beta=0.1),
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[clock],
+        )
     elif algorithm == "grpo":
         from trl import GRPOConfig, GRPOTrainer
         from trl.rewards import accuracy_reward
@@ -75,10 +97,22 @@ def main(config_path: str) -> None:
         def format_reward(completions, **kwargs):
             return [float(bool(c[0]["content"].strip())) for c in completions]
 
-        args = GRPOConfig(**common, num_generations=cfg["num_generations"],
-                          max_completion_length=cfg["max_completion_length"], temperature=1.0, beta=0.04)
-        trainer = GRPOTrainer(model=model, reward_funcs=[accuracy_reward, format_reward], args=args,
-                              train_dataset=data, processing_class=tokenizer, peft_config=lora, callbacks=[clock])
+        args = GRPOConfig(
+            **common,
+            num_generations=cfg["num_generations"],
+            max_completion_length=cfg["max_completion_length"],
+            temperature=1.0,
+            beta=0.04,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[accuracy_reward, format_reward],
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[clock],
+        )
     else:
         raise SystemExit(f"unknown algorithm {algorithm}")
     trainer.train()

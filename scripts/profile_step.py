@@ -50,8 +50,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="optimizer steps run before recording")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--trace", default=None, help="write a Chrome trace here")
-    parser.add_argument("--time", default="", help="comma-separated trainer methods to time, e.g. "
-                        "_generate_single_turn,_get_per_token_logps_and_entropies,training_step")
+    parser.add_argument(
+        "--time",
+        default="",
+        help="comma-separated trainer methods to time, e.g. "
+        "_generate_single_turn,_get_per_token_logps_and_entropies,training_step",
+    )
     parser.add_argument("--no-ops", action="store_true", help="phase times only, without torch.profiler")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -100,8 +104,11 @@ def main() -> None:
     events = prof.key_averages()
     self_total = sum(e.self_cpu_time_total for e in events)
     print(prof.key_averages(group_by_input_shape=False).table(sort_by="self_cpu_time_total", row_limit=args.top))
-    matmul = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm",
-                                                                       "aten::_scaled_dot_product_flash_attention_for_cpu"))
+    matmul = sum(
+        e.self_cpu_time_total
+        for e in events
+        if e.key in ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu")
+    )
     print(f"matrix products and attention: {100 * matmul / self_total:.1f}% of self CPU time")
     if args.trace:
         prof.export_chrome_trace(args.trace)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 
@@ -42,8 +41,16 @@ def test_swift_side_reads_step_times_from_its_log(bench, tmp_path):
     python = tmp_path / "python"
     python.write_text(STAND_IN)
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
-    s = dict(steps=3, batch=4, accumulation=1, max_length=128, lora_r=8, bf16=False, num_generations=4,
-             max_completion_length=8)
+    s = dict(
+        steps=3,
+        batch=4,
+        accumulation=1,
+        max_length=128,
+        lora_r=8,
+        bf16=False,
+        num_generations=4,
+        max_completion_length=8,
+    )
     result = bench.swift_run(str(python), "dpo", "some-model", s, tmp_path, dict(os.environ))
     assert "error" not in result, result
     assert result["seconds_per_step"] == pytest.approx(0.2, abs=0.05)
@@ -59,15 +66,32 @@ def test_swift_side_reports_a_failed_run(bench, tmp_path):
     python = tmp_path / "python"
     python.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named swift' >&2\nexit 1\n")
     python.chmod(python.stat().st_mode | stat.S_IEXEC)
-    s = dict(steps=3, batch=4, accumulation=1, max_length=128, lora_r=8, bf16=False, num_generations=4,
-             max_completion_length=8)
+    s = dict(
+        steps=3,
+        batch=4,
+        accumulation=1,
+        max_length=128,
+        lora_r=8,
+        bf16=False,
+        num_generations=4,
+        max_completion_length=8,
+    )
     assert bench.swift_run(str(python), "grpo", "m", s, tmp_path, dict(os.environ)) == {
-        "error": "ModuleNotFoundError: No module named swift"}
+        "error": "ModuleNotFoundError: No module named swift"
+    }
 
 
 def test_swift_command_carries_the_bench_settings(bench):
-    s = dict(steps=12, batch=4, accumulation=1, max_length=128, lora_r=8, bf16=True, num_generations=4,
-             max_completion_length=64)
+    s = dict(
+        steps=12,
+        batch=4,
+        accumulation=1,
+        max_length=128,
+        lora_r=8,
+        bf16=True,
+        num_generations=4,
+        max_completion_length=64,
+    )
     cmd = bench.swift_command("py", "grpo", "/m", s, ROOT / "out")
     value = {flag: cmd[cmd.index(flag) + 1] for flag in cmd if flag.startswith("--")}
     assert cmd[:3] == ["py", "-m", "swift.cli.rlhf"]
@@ -75,14 +99,26 @@ def test_swift_command_carries_the_bench_settings(bench):
     assert value["--max_completion_length"] == "64" and value["--per_device_train_batch_size"] == "4"
     assert value["--bf16"] == "true" and value["--torch_dtype"] == "float32" and value["--lora_rank"] == "8"
     assert value["--dataset"].endswith("arith_math/train.jsonl")
-    assert cmd[cmd.index("--reward_funcs") + 1:cmd.index("--reward_funcs") + 3] == ["accuracy", "format"]
+    assert cmd[cmd.index("--reward_funcs") + 1 : cmd.index("--reward_funcs") + 3] == ["accuracy", "format"]
 
 
 def test_a_missing_swift_python_is_one_line_before_anything_runs(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--swift-python", "/no/such/python",
-                           "--out", str(tmp_path / "b.json")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bench.py"),
+            "--swift-python",
+            "/no/such/python",
+            "--out",
+            str(tmp_path / "b.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "bench: --swift-python /no/such/python: no such executable; give the python of an environment where "
-        "ms-swift is installed"]
+        "ms-swift is installed"
+    ]
     assert not (tmp_path / "b.json").exists()

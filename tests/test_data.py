@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from rlhf_lab.data.load import load_file, load_splits, write_dropped
 from rlhf_lab.errors import DataError
 from rlhf_lab.schema.dataset import DatasetConfig
@@ -72,7 +72,12 @@ CASES = [
     (bad(rejected_response=None), 2, "rejected_response", "missing"),
     (bad(rejected_response=""), 2, "rejected_response", "non-empty string"),
     (bad(messages=GOOD["messages"][:2]), 2, "messages[1].role", "last message must be the assistant's answer"),
-    (bad(messages=[{"role": "robot", "content": "hi"}, GOOD["messages"][2]]), 2, "messages[0].role", "unknown role 'robot'"),
+    (
+        bad(messages=[{"role": "robot", "content": "hi"}, GOOD["messages"][2]]),
+        2,
+        "messages[0].role",
+        "unknown role 'robot'",
+    ),
     (bad(messages=[GOOD["messages"][1], {"role": "assistant", "content": None}]), 2, "messages[1].content", "null"),
     (bad(messages=[]), 2, "messages", "non-empty list"),
     ([1, 2], 2, None, "expected a JSON object"),
@@ -164,7 +169,10 @@ def test_data_error_stops_the_cli_before_the_model_loads(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [GOOD, bad(rejected_response=None)])
     proc = run_cli(["model=qwen3_8b", f"dataset.path={path}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"data error: {path}:2: field 'rejected_response': missing; pairs need the rejected answer as rejected_response"
+    assert (
+        proc.stderr.strip() == f"data error: {path}:2: field 'rejected_response': missing; "
+        "pairs need the rejected answer as rejected_response"
+    )
     # qwen3_8b cannot load here: reaching it would have been a model error, not a data error. The run never began,
     # so no directory that looks like a run is left.
     assert not (tmp_path / "run").exists()
@@ -208,7 +216,9 @@ def test_kto_label_errors_name_file_and_line(tmp_path, row, field, fragment):
 
 
 def test_pair_margin_must_be_a_number(tmp_path):
-    assert load_file(write_jsonl(tmp_path / "m.jsonl", [{**GOOD, "margin": 0.5}]), "pairs", False, [])[0]["margin"] == 0.5
+    assert (
+        load_file(write_jsonl(tmp_path / "m.jsonl", [{**GOOD, "margin": 0.5}]), "pairs", False, [])[0]["margin"] == 0.5
+    )
     with pytest.raises(DataError, match="margin"):
         load_file(write_jsonl(tmp_path / "n.jsonl", [{**GOOD, "margin": "big"}]), "pairs", False, [])
 

@@ -5,9 +5,9 @@ import json
 import time
 
 import pytest
-
 from conftest import run_cli
 from helpers.data_files import write_jsonl, write_kind
+
 from rlhf_lab.data.load import load_file, load_splits
 from rlhf_lab.errors import ConfigError, DataError
 from rlhf_lab.schema.dataset import DatasetConfig
@@ -23,29 +23,61 @@ HISTORY_TURNS = [{"role": "user", "content": "What is 1 + 1?"}, {"role": "assist
 # format -> (one row, the pairs row it must become). Every row also carries solution="4", kept as a column.
 PAIR_ROWS = {
     "messages": ({"messages": [*PROMPT, *CHOSEN], "rejected_response": B}, PROMPT),
-    "messages+rejected_messages": (
-        {"messages": [*PROMPT, *CHOSEN], "rejected_messages": [*PROMPT, *REJECTED]}, PROMPT),
+    "messages+rejected_messages": ({"messages": [*PROMPT, *CHOSEN], "rejected_messages": [*PROMPT, *REJECTED]}, PROMPT),
     "messages+system column": ({"system": SYSTEM, "messages": [*USER_ONLY, *CHOSEN], "rejected_response": B}, PROMPT),
-    "sharegpt": ({"system": SYSTEM, "conversations": [{"from": "human", "value": Q}, {"from": "gpt", "value": A}],
-                  "rejected_response": B}, PROMPT),
-    "alpaca": ({"system": SYSTEM, "instruction": "What is", "input": "2 + 2?", "output": A, "rejected_response": B},
-               [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "What is\n2 + 2?"}]),
-    "alpaca+history": ({"instruction": Q, "output": A, "history": HISTORY, "rejected_response": B},
-                       [*HISTORY_TURNS, *USER_ONLY]),
-    "query_response": ({"query": Q, "response": A, "history": HISTORY, "system": SYSTEM, "rejected_response": B},
-                       [{"role": "system", "content": SYSTEM}, *HISTORY_TURNS, *USER_ONLY]),
+    "sharegpt": (
+        {
+            "system": SYSTEM,
+            "conversations": [{"from": "human", "value": Q}, {"from": "gpt", "value": A}],
+            "rejected_response": B,
+        },
+        PROMPT,
+    ),
+    "alpaca": (
+        {"system": SYSTEM, "instruction": "What is", "input": "2 + 2?", "output": A, "rejected_response": B},
+        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "What is\n2 + 2?"}],
+    ),
+    "alpaca+history": (
+        {"instruction": Q, "output": A, "history": HISTORY, "rejected_response": B},
+        [*HISTORY_TURNS, *USER_ONLY],
+    ),
+    "query_response": (
+        {"query": Q, "response": A, "history": HISTORY, "system": SYSTEM, "rejected_response": B},
+        [{"role": "system", "content": SYSTEM}, *HISTORY_TURNS, *USER_ONLY],
+    ),
     "trl standard": ({"prompt": Q, "chosen": A, "rejected": B}, USER_ONLY),
     "trl conversational": ({"prompt": PROMPT, "chosen": CHOSEN, "rejected": REJECTED}, PROMPT),
     "trl implicit prompt": ({"chosen": [*PROMPT, *CHOSEN], "rejected": [*PROMPT, *REJECTED]}, PROMPT),
-    "ultrafeedback": ({"prompt": Q, "prompt_id": "x1", "chosen": [*USER_ONLY, *CHOSEN], "rejected": [*USER_ONLY, *REJECTED],
-                       "messages": [*USER_ONLY, *CHOSEN], "score_chosen": 8.0, "score_rejected": 3.0}, USER_ONLY),
-    "hh_rlhf": ({"chosen": f"\n\nHuman: What is 1 + 1?\n\nAssistant: 2\n\nHuman: {Q}\n\nAssistant: {A}",
-                 "rejected": f"\n\nHuman: What is 1 + 1?\n\nAssistant: 2\n\nHuman: {Q}\n\nAssistant: {B}"},
-                [*HISTORY_TURNS, *USER_ONLY]),
+    "ultrafeedback": (
+        {
+            "prompt": Q,
+            "prompt_id": "x1",
+            "chosen": [*USER_ONLY, *CHOSEN],
+            "rejected": [*USER_ONLY, *REJECTED],
+            "messages": [*USER_ONLY, *CHOSEN],
+            "score_chosen": 8.0,
+            "score_rejected": 3.0,
+        },
+        USER_ONLY,
+    ),
+    "hh_rlhf": (
+        {
+            "chosen": f"\n\nHuman: What is 1 + 1?\n\nAssistant: 2\n\nHuman: {Q}\n\nAssistant: {A}",
+            "rejected": f"\n\nHuman: What is 1 + 1?\n\nAssistant: 2\n\nHuman: {Q}\n\nAssistant: {B}",
+        },
+        [*HISTORY_TURNS, *USER_ONLY],
+    ),
 }
-DETECTED = {"messages+rejected_messages": "messages", "messages+system column": "messages", "alpaca+history": "alpaca",
-            "trl standard": "trl", "trl conversational": "trl", "trl implicit prompt": "trl", "ultrafeedback": "trl",
-            "query_response": "query_response"}
+DETECTED = {
+    "messages+rejected_messages": "messages",
+    "messages+system column": "messages",
+    "alpaca+history": "alpaca",
+    "trl standard": "trl",
+    "trl conversational": "trl",
+    "trl implicit prompt": "trl",
+    "ultrafeedback": "trl",
+    "query_response": "query_response",
+}
 
 
 def content(rows):
@@ -58,10 +90,15 @@ def test_each_format_becomes_the_same_pair_and_kto_rows(tmp_path, name):
     path = write_jsonl(tmp_path / "d.jsonl", [{**row, "solution": "4"}])
     splits = load_splits(DatasetConfig(path=str(path)), "pairs", seed=0)
     extras = {k: row[k] for k in ("prompt_id", "messages", "score_chosen", "score_rejected") if name == "ultrafeedback"}
-    assert content(splits.train) == [{**extras, "solution": "4", "prompt": prompt, "chosen": CHOSEN, "rejected": REJECTED}]
+    assert content(splits.train) == [
+        {**extras, "solution": "4", "prompt": prompt, "chosen": CHOSEN, "rejected": REJECTED}
+    ]
     assert splits.sources[0]["format"] == DETECTED.get(name, name)
     kto = load_file(path, "kto", False, [])
-    assert [(r["prompt"], r["completion"], r["label"]) for r in kto] == [(prompt, CHOSEN, True), (prompt, REJECTED, False)]
+    assert [(r["prompt"], r["completion"], r["label"]) for r in kto] == [
+        (prompt, CHOSEN, True),
+        (prompt, REJECTED, False),
+    ]
     assert [r["prompt"] for r in load_file(path, "prompts", False, [])] == [prompt]
     assert [r["messages"] for r in load_file(path, "sft", False, [])] == [[*prompt, *CHOSEN]]
 
@@ -69,17 +106,32 @@ def test_each_format_becomes_the_same_pair_and_kto_rows(tmp_path, name):
 @pytest.mark.parametrize(
     "row,fmt,expected",
     [
-        ({"prompt": Q, "completion": A, "label": False}, "kto", {"prompt": USER_ONLY, "completion": CHOSEN, "label": False}),
-        ({"prompt": PROMPT, "completion": CHOSEN, "label": True}, "kto", {"prompt": PROMPT, "completion": CHOSEN, "label": True}),
-        ({"messages": [*PROMPT, *CHOSEN], "label": "false"}, "kto", {"prompt": PROMPT, "completion": CHOSEN, "label": False}),
+        (
+            {"prompt": Q, "completion": A, "label": False},
+            "kto",
+            {"prompt": USER_ONLY, "completion": CHOSEN, "label": False},
+        ),
+        (
+            {"prompt": PROMPT, "completion": CHOSEN, "label": True},
+            "kto",
+            {"prompt": PROMPT, "completion": CHOSEN, "label": True},
+        ),
+        (
+            {"messages": [*PROMPT, *CHOSEN], "label": "false"},
+            "kto",
+            {"prompt": PROMPT, "completion": CHOSEN, "label": False},
+        ),
         ({"query": Q, "response": A, "label": 1}, "kto", {"prompt": USER_ONLY, "completion": CHOSEN, "label": True}),
         ({"prompt": Q, "solution": "4"}, "prompts", {"prompt": USER_ONLY, "solution": "4"}),
         ({"prompt": PROMPT}, "prompts", {"prompt": PROMPT}),
         ({"question": Q}, "prompts", None),
         ({"prompt": Q, "completion": A}, "sft", {"messages": [*USER_ONLY, *CHOSEN], "has_answer": True}),
         ({"instruction": Q, "input": "", "output": A}, "sft", {"messages": [*USER_ONLY, *CHOSEN], "has_answer": True}),
-        ({"conversations": [{"from": "system", "value": SYSTEM}, {"from": "human", "value": Q}]}, "sft",
-         {"messages": [*PROMPT, {"role": "assistant", "content": ""}], "has_answer": False}),
+        (
+            {"conversations": [{"from": "system", "value": SYSTEM}, {"from": "human", "value": Q}]},
+            "sft",
+            {"messages": [*PROMPT, {"role": "assistant", "content": ""}], "has_answer": False},
+        ),
     ],
 )
 def test_unpaired_prompt_only_and_sft_rows(tmp_path, row, fmt, expected):
@@ -114,7 +166,10 @@ def test_a_column_rename_that_matches_nothing_or_collides_is_an_error(tmp_path):
 
 # --- file types -------------------------------------------------------------------------------------------------------
 
-ROWS = [{"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2), "solution": str(i + 1)} for i in range(5)]
+ROWS = [
+    {"prompt": f"What is {i} + 1?", "chosen": str(i + 1), "rejected": str(i + 2), "solution": str(i + 1)}
+    for i in range(5)
+]
 
 
 KINDS = ["jsonl", "jsonl.gz", "json", "json lines", "csv", "tsv", "parquet", "arrow", "save_to_disk", "hub folder"]
@@ -147,12 +202,20 @@ def test_config_subsets_of_a_dataset_repository(tmp_path):
         (repo / config).mkdir(parents=True)
         for split in ("train", "test"):
             Dataset.from_list([{"question": f"{config} {i}?", "answer": "#### 1"} for i in range(n)]).to_parquet(
-                str(repo / config / f"{split}-00000-of-00001.parquet"))
+                str(repo / config / f"{split}-00000-of-00001.parquet")
+            )
     (repo / "README.md").write_text(
-        "---\nconfigs:\n" + "".join(
-            f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train-*\n  - split: test\n    path: {c}/test-*\n"
-            for c in ("main", "socratic")) + "---\n")
-    cfg = DatasetConfig(path=str(repo), subset="socratic", val_split="test", columns={"question": "prompt", "answer": "solution"})
+        "---\nconfigs:\n"
+        + "".join(
+            f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train-*\n"
+            f"  - split: test\n    path: {c}/test-*\n"
+            for c in ("main", "socratic")
+        )
+        + "---\n"
+    )
+    cfg = DatasetConfig(
+        path=str(repo), subset="socratic", val_split="test", columns={"question": "prompt", "answer": "solution"}
+    )
     splits = load_splits(cfg, "prompts", seed=0)
     assert [r["prompt"][0]["content"] for r in splits.train] == ["socratic 0?", "socratic 1?"] and len(splits.val) == 2
     with pytest.raises(DataError, match="nope"):
@@ -172,7 +235,7 @@ def test_encodings_and_line_endings_other_toolswrite_kind(tmp_path, raw, encodin
     for suffix in (".jsonl", ".csv"):
         path = tmp_path / f"d{suffix}"
         if suffix == ".csv":
-            lines = ["prompt,chosen,rejected"] + [f"\"{r['prompt']} ü\",{r['chosen']},{r['rejected']}" for r in ROWS]
+            lines = ["prompt,chosen,rejected"] + [f'"{r["prompt"]} ü",{r["chosen"]},{r["rejected"]}' for r in ROWS]
             text = "\n".join(lines) + "\n"
         path.write_bytes(raw(text))
         rows = load_file(path, "pairs", False, [])
@@ -193,7 +256,10 @@ def test_csv_cells_hold_json_lists_booleans_and_numbers(tmp_path):
 
 # --- bad rows in every file type --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind,where", [("csv", "row 2"), ("parquet", "row 2"), ("jsonl", ":2"), ("save_to_disk", "row 2")])
+
+@pytest.mark.parametrize(
+    "kind,where", [("csv", "row 2"), ("parquet", "row 2"), ("jsonl", ":2"), ("save_to_disk", "row 2")]
+)
 def test_bad_rows_name_the_file_the_row_and_the_field(tmp_path, kind, where):
     rows = [ROWS[0], {**ROWS[1], "rejected": ROWS[1]["chosen"]}, ROWS[2]]
     source = write_kind(kind, tmp_path / "d", rows)
@@ -211,14 +277,24 @@ def test_bad_rows_name_the_file_the_row_and_the_field(tmp_path, kind, where):
         ({"prompt": Q, "chosen": A}, "rejected", "missing; pairs need the rejected answer as rejected"),
         ({"prompt": Q, "completion": A, "label": True}, "rejected", "this row has a label: KTO reads labelled rows"),
         ({"chosen": "\n\nHuman: hi\n\nAssistant: a", "rejected": "no transcript"}, "rejected", "Human: ..."),
-        ({"chosen": [*USER_ONLY, *CHOSEN], "rejected": [{"role": "user", "content": "other"}, *REJECTED]}, "rejected",
-         "must part at an assistant answer"),
+        (
+            {"chosen": [*USER_ONLY, *CHOSEN], "rejected": [{"role": "user", "content": "other"}, *REJECTED]},
+            "rejected",
+            "must part at an assistant answer",
+        ),
         ({"conversations": [{"from": "robot", "value": Q}]}, "conversations[0].role", "unknown role 'robot'"),
         ({"instruction": "", "output": A}, "instruction", "alpaca rows need an instruction"),
         ({"query": Q, "response": A, "history": [["only one"]], "rejected_response": B}, "history[0]", "pair"),
-        ({"messages": [*USER_ONLY, *CHOSEN], "rejected_messages": "[not json", "x": 1}, "rejected_messages", "neither JSON"),
-        ({"messages": [*USER_ONLY, *CHOSEN], "rejected_response": B, "images": [], "rejected_images": ["a.png"]},
-         "rejected_images", "differs from images"),
+        (
+            {"messages": [*USER_ONLY, *CHOSEN], "rejected_messages": "[not json", "x": 1},
+            "rejected_messages",
+            "neither JSON",
+        ),
+        (
+            {"messages": [*USER_ONLY, *CHOSEN], "rejected_response": B, "images": [], "rejected_images": ["a.png"]},
+            "rejected_images",
+            "differs from images",
+        ),
     ],
 )
 def test_pair_problems_in_each_format(tmp_path, row, field, fragment):
@@ -236,13 +312,22 @@ def test_sft_refuses_an_undesirable_answer(tmp_path):
 
 def test_format_setting_overrides_detection(tmp_path):
     # A row with both shapes: detection reads the ms-swift pair; format=trl reads TRL's columns instead.
-    row = {"messages": [*USER_ONLY, *CHOSEN], "rejected_response": B, "prompt": "Other?", "chosen": "x", "rejected": "y"}
+    row = {
+        "messages": [*USER_ONLY, *CHOSEN],
+        "rejected_response": B,
+        "prompt": "Other?",
+        "chosen": "x",
+        "rejected": "y",
+    }
     path = write_jsonl(tmp_path / "d.jsonl", [row])
     assert load_file(path, "pairs", False, [])[0]["prompt"] == USER_ONLY
-    assert load_file(path, "pairs", False, [], dataset_format="trl")[0]["prompt"] == [{"role": "user", "content": "Other?"}]
+    assert load_file(path, "pairs", False, [], dataset_format="trl")[0]["prompt"] == [
+        {"role": "user", "content": "Other?"}
+    ]
 
 
 # --- several sources, held-out rows ---------------------------------------------------------------------------------
+
 
 def test_sources_mix_with_sampled_counts_per_source(tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", [{**ROWS[i], "prompt": f"a{i}"} for i in range(5)])
@@ -254,7 +339,9 @@ def test_sources_mix_with_sampled_counts_per_source(tmp_path):
     # 7 of 3 rows: two whole copies, then one more drawn.
     assert sorted(names[2:]) == sorted(["b0", "b1", "b2"] * 2 + [names[-1]])
     assert [(s["source"], s["read"], s["rows"], s["format"]) for s in splits.sources] == [
-        (f"{a}#2", 5, 2, "trl"), (f"{b}#7", 3, 7, "trl")]
+        (f"{a}#2", 5, 2, "trl"),
+        (f"{b}#7", 3, 7, "trl"),
+    ]
     assert names == [r["prompt"][0]["content"] for r in load_splits(cfg, "pairs", seed=3).train]  # seeded
     assert names != [r["prompt"][0]["content"] for r in load_splits(cfg, "pairs", seed=4).train]
 
@@ -280,11 +367,15 @@ def test_held_out_rows_follow_the_data_never_the_bundled_set(tmp_path, compose):
 
 # --- the Hub --------------------------------------------------------------------------------------------------------
 
+
 def test_an_unreachable_hub_is_one_line_quickly(tmp_path):
     start = time.time()
     # The endpoint is a closed port on this machine: the same code path as a Hub out of reach.
-    proc = run_cli(["model=tiny", "dataset=ultrafeedback_binarized", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path,
-                   env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"})
+    proc = run_cli(
+        ["model=tiny", "dataset=ultrafeedback_binarized", f"hydra.run.dir={tmp_path}/run"],
+        cwd=tmp_path,
+        env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"},
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("data error")]
     assert len(lines) == 1 and "HuggingFaceH4/ultrafeedback_binarized: cannot reach the Hugging Face Hub" in lines[0]
@@ -298,4 +389,7 @@ def test_named_datasets_check_the_algorithm(compose, tmp_path):
         build_run(compose(["dataset=gsm8k"]), tmp_path)
     run = build_run(compose(["dataset=gsm8k", "algorithm=grpo"]), tmp_path)
     assert (run.dataset.path, run.dataset.subset, run.dataset.columns) == (
-        "openai/gsm8k", "main", {"question": "prompt", "answer": "solution"})
+        "openai/gsm8k",
+        "main",
+        {"question": "prompt", "answer": "solution"},
+    )

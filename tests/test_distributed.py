@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY, read_summary, run_cli
 
 pytestmark = pytest.mark.distributed
@@ -39,8 +38,14 @@ VISION = ["model=tiny_vl", "dataset=shapes"]
 def test_two_processes_train_into_one_run_directory(tmp_path, backend, extra):
     overridden = {arg.split("=")[0] for arg in extra}
     proc = run_cli(
-        [*(a for a in TINY if a.split("=")[0] not in overridden), *extra, f"distributed={backend}",
-         f"distributed.master_port={free_port()}", "train.eval=false", "logger=wandb"],
+        [
+            *(a for a in TINY if a.split("=")[0] not in overridden),
+            *extra,
+            f"distributed={backend}",
+            f"distributed.master_port={free_port()}",
+            "train.eval=false",
+            "logger=wandb",
+        ],
         tmp_path,
         env={"WANDB_MODE": "offline"},
     )
@@ -62,11 +67,26 @@ def test_two_processes_train_into_one_run_directory(tmp_path, backend, extra):
 
 def test_ddp_gives_the_numbers_of_one_process_with_the_same_global_batch(tmp_path):
     # Two rows, so each step sees both whatever the sampler's order: 1 process x batch 2 vs 2 processes x batch 1.
-    common = [*TINY, "dataset.max_samples=2", "train.eval=false", "train.lr_scheduler_type=constant",
-              "train.warmup_ratio=0", "train.learning_rate=1e-2", "train.bf16=false"]  # compared in fp32
+    common = [
+        *TINY,
+        "dataset.max_samples=2",
+        "train.eval=false",
+        "train.lr_scheduler_type=constant",
+        "train.warmup_ratio=0",
+        "train.learning_rate=1e-2",
+        "train.bf16=false",
+    ]  # compared in fp32
     one = run_cli([*common, "train.per_device_train_batch_size=2", f"hydra.run.dir={tmp_path}/one"], tmp_path)
-    two = run_cli([*common, "train.per_device_train_batch_size=1", "distributed=ddp",
-                   f"distributed.master_port={free_port()}", f"hydra.run.dir={tmp_path}/two"], tmp_path)
+    two = run_cli(
+        [
+            *common,
+            "train.per_device_train_batch_size=1",
+            "distributed=ddp",
+            f"distributed.master_port={free_port()}",
+            f"hydra.run.dir={tmp_path}/two",
+        ],
+        tmp_path,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
 
@@ -94,8 +114,14 @@ def test_ddp_gives_the_numbers_of_one_process_with_the_same_global_batch(tmp_pat
 
 def test_a_failing_worker_fails_the_run_with_its_rank(tmp_path):
     proc = run_cli(
-        [*TINY, *GRPO, "algorithm.reward_funcs=[helpers.custom_rewards.fails_on_rank_one]", "distributed=ddp",
-         f"distributed.master_port={free_port()}", "train.eval=false"],
+        [
+            *TINY,
+            *GRPO,
+            "algorithm.reward_funcs=[helpers.custom_rewards.fails_on_rank_one]",
+            "distributed=ddp",
+            f"distributed.master_port={free_port()}",
+            "train.eval=false",
+        ],
         tmp_path,
         env={"PYTHONPATH": TESTS},
     )
@@ -110,10 +136,27 @@ def test_started_under_torchrun_gives_the_same_single_run_directory(tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           "-m", "rlhf_lab", *TINY, "distributed=ddp", "train.eval=false", "logger=wandb"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "rlhf_lab",
+        *TINY,
+        "distributed=ddp",
+        "train.eval=false",
+        "logger=wandb",
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = only_run_dir(tmp_path)  # both processes agreed on one directory
     summary = read_summary(run_dir)
@@ -125,8 +168,16 @@ def test_a_launcher_world_that_disagrees_with_the_config_is_a_config_error(tmp_p
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           "-m", "rlhf_lab", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "rlhf_lab",
+        *TINY,
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "config error: distributed: the launcher started 2 processes but distributed=single" in proc.stderr

@@ -14,7 +14,10 @@ def test_loss_terms_mapping():
     losses, weights = loss_terms(DPOConfig(label_smoothing=0.1))
     assert losses == ["sigmoid", "robust"] and weights == pytest.approx([1.8, -0.8])
     assert loss_terms(DPOConfig(rpo_alpha=0.5)) == (["sigmoid", "sft"], [1.0, 0.5])
-    assert loss_terms(DPOConfig(loss_type=["ipo", "bco_pair"], loss_weights=[0.5, 2.0])) == (["ipo", "bco_pair"], [0.5, 2.0])
+    assert loss_terms(DPOConfig(loss_type=["ipo", "bco_pair"], loss_weights=[0.5, 2.0])) == (
+        ["ipo", "bco_pair"],
+        [0.5, 2.0],
+    )
 
 
 def make_trainer(tiny_model_dir, tmp_path, **dpo):
@@ -36,12 +39,21 @@ def make_trainer(tiny_model_dir, tmp_path, **dpo):
         "rejected": [{"role": "assistant", "content": "2 + 3 = 6, I think."}],
     }
     args = TRLDPOConfig(
-        output_dir=str(tmp_path), beta=cfg.beta, loss_type=losses, loss_weights=weights,
-        label_smoothing=cfg.label_smoothing, per_device_train_batch_size=1, report_to="none", bf16=False,
+        output_dir=str(tmp_path),
+        beta=cfg.beta,
+        loss_type=losses,
+        loss_weights=weights,
+        label_smoothing=cfg.label_smoothing,
+        per_device_train_batch_size=1,
+        report_to="none",
+        bf16=False,
         gradient_checkpointing=False,
     )
     trainer = DPOTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list([row]), processing_class=tokenizer,
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list([row]),
+        processing_class=tokenizer,
         peft_config=LoraConfig(r=4, target_modules="all-linear"),
     )
     with torch.no_grad():  # move the policy away from the adapter-disabled reference

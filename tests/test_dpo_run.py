@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import TINY, read_summary, run_cli
+
 from rlhf_lab.paths import cache_dir
 
 
@@ -70,7 +70,10 @@ def test_saved_adapter_reloads_with_plain_peft(lora_run, tiny_model_dir):
 def test_full_tuning_saves_a_plain_transformers_model(tmp_path, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    proc = run_cli([*TINY, "tuner=full", "train.learning_rate=1e-3", "train.eval=false", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    proc = run_cli(
+        [*TINY, "tuner=full", "train.learning_rate=1e-3", "train.eval=false", f"hydra.run.dir={tmp_path}/run"],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = read_summary(tmp_path / "run")
     assert s["status"] == "completed" and s["eval_before"] is None
@@ -82,7 +85,14 @@ def test_full_tuning_saves_a_plain_transformers_model(tmp_path, tiny_model_dir):
 
 def test_wandb_offline_run_gets_the_resolved_config(tmp_path):
     proc = run_cli(
-        [*TINY, "logger=wandb", "logger.tags=[smoke]", "train.eval=false", "algorithm.beta=0.25", f"hydra.run.dir={tmp_path}/run"],
+        [
+            *TINY,
+            "logger=wandb",
+            "logger.tags=[smoke]",
+            "train.eval=false",
+            "algorithm.beta=0.25",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
         cwd=tmp_path,
         # No key anywhere (empty env var, a HOME without .netrc): offline. The model cache stays where it is.
         env={"WANDB_API_KEY": "", "HOME": str(tmp_path), "RLHF_LAB_CACHE": str(cache_dir())},
@@ -98,7 +108,13 @@ def test_wandb_offline_run_gets_the_resolved_config(tmp_path):
 
 def test_rpo_and_label_smoothing_train_through_the_cli(tmp_path):
     proc = run_cli(
-        [*TINY, "algorithm.rpo_alpha=0.5", "algorithm.label_smoothing=0.1", "train.eval=false", f"hydra.run.dir={tmp_path}/run"],
+        [
+            *TINY,
+            "algorithm.rpo_alpha=0.5",
+            "algorithm.label_smoothing=0.1",
+            "train.eval=false",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from conftest import TINY, build_trainer
 
 # Each algorithm's smallest buildable settings on the tiny model.
@@ -14,8 +13,12 @@ ALGORITHMS = {
     "orpo": [],
     "rm": [],
     "gkd": ["algorithm.teacher_model=tiny", "dataset=arith_chat", "algorithm.max_completion_length=8"],
-    "grpo": ["dataset=arith_math", "train.per_device_train_batch_size=4", "algorithm.num_generations=2",
-             "algorithm.max_completion_length=8"],
+    "grpo": [
+        "dataset=arith_math",
+        "train.per_device_train_batch_size=4",
+        "algorithm.num_generations=2",
+        "algorithm.max_completion_length=8",
+    ],
 }
 
 
@@ -25,14 +28,24 @@ def adapter_dropout_rates(model) -> list[float]:
 
 
 def other_dropout_rates(model) -> list[float]:
-    return [m.p for name, m in model.named_modules()
-            if ".lora_dropout." not in name and isinstance(m, torch.nn.Dropout)]
+    return [
+        m.p for name, m in model.named_modules() if ".lora_dropout." not in name and isinstance(m, torch.nn.Dropout)
+    ]
 
 
 @pytest.mark.parametrize("algorithm", list(ALGORITHMS))
 def test_an_asked_for_dropout_reaches_the_model(compose, tmp_path, tiny_model_dir, algorithm):
-    trainer = build_trainer(compose, tmp_path, [*TINY, f"algorithm={algorithm}", *ALGORITHMS[algorithm],
-                                                 "algorithm.disable_dropout=false", "tuner.dropout=0.2"])
+    trainer = build_trainer(
+        compose,
+        tmp_path,
+        [
+            *TINY,
+            f"algorithm={algorithm}",
+            *ALGORITHMS[algorithm],
+            "algorithm.disable_dropout=false",
+            "tuner.dropout=0.2",
+        ],
+    )
     rates = adapter_dropout_rates(trainer.model)
     assert rates and set(rates) == {0.2}  # not zeroed by the trainer (TRL's disable_dropout)
 

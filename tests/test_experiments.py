@@ -14,24 +14,49 @@ from rlhf_lab.run import build_run
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 README = Path(CONF_DIR).parent / "README.md"
 
-GRPO_CPU = ["algorithm.num_generations=4", "algorithm.max_completion_length=40", "algorithm.temperature=0.5",
-            "train.per_device_train_batch_size=8", "train.gradient_accumulation_steps=1", "train.learning_rate=2e-4"]
+GRPO_CPU = [
+    "algorithm.num_generations=4",
+    "algorithm.max_completion_length=40",
+    "algorithm.temperature=0.5",
+    "train.per_device_train_batch_size=8",
+    "train.gradient_accumulation_steps=1",
+    "train.learning_rate=2e-4",
+]
 # Each experiment is the command it replaced in the README (hydra.run.dir aside: see the rm_demo test).
 RECIPES = {
     "dpo_demo": [],
     "grpo_demo": ["algorithm=grpo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=40"],
-    "dapo_demo": ["algorithm=dapo", "dataset=arith_math", *GRPO_CPU, "algorithm.soft_cache_length=10",
-                  "train.max_steps=20"],
+    "dapo_demo": [
+        "algorithm=dapo",
+        "dataset=arith_math",
+        *GRPO_CPU,
+        "algorithm.soft_cache_length=10",
+        "train.max_steps=20",
+    ],
     "sapo_demo": ["algorithm=sapo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=20"],
     "cispo_demo": ["algorithm=cispo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=20"],
-    "gkd_demo": ["algorithm=gkd", "algorithm.teacher_model=smollm2_135m", "model.num_hidden_layers=20", "tuner=full",
-                 "dataset=arith_chat", "algorithm.max_completion_length=32", "train.learning_rate=5e-5",
-                 "train.max_steps=30"],
+    "gkd_demo": [
+        "algorithm=gkd",
+        "algorithm.teacher_model=smollm2_135m",
+        "model.num_hidden_layers=20",
+        "tuner=full",
+        "dataset=arith_chat",
+        "algorithm.max_completion_length=32",
+        "train.learning_rate=5e-5",
+        "train.max_steps=30",
+    ],
     "rm_demo": ["algorithm=rm", "train.num_train_epochs=6", "train.learning_rate=1e-3"],
-    "ppo_demo": ["algorithm=ppo", "algorithm.reward_model=outputs/rm_demo/model", "dataset=arith_pairs",
-                 "algorithm.max_completion_length=24", "algorithm.temperature=0.7",
-                 "train.per_device_train_batch_size=8", "train.gradient_accumulation_steps=1", "train.max_steps=20",
-                 "train.learning_rate=2e-4"],
+    "ppo_demo": [
+        "algorithm=ppo",
+        "algorithm.reward_model=outputs/rm_demo/model",
+        "dataset=arith_pairs",
+        "algorithm.max_completion_length=24",
+        "algorithm.temperature=0.7",
+        "train.per_device_train_batch_size=8",
+        "train.gradient_accumulation_steps=1",
+        "train.max_steps=20",
+        "train.learning_rate=2e-4",
+    ],
     "kto_demo": ["algorithm=kto", "dataset=arith_kto", "algorithm.desirable_weight=1.33"],
     "cpo_demo": ["algorithm=cpo", "algorithm.cpo_alpha=0.5"],
     "simpo_demo": ["algorithm=simpo", "algorithm.simpo_gamma=0.5"],
@@ -60,7 +85,7 @@ def plain(cfg):
 
 
 def test_every_experiment_has_a_recipe_here_and_in_the_readme():
-    assert EXPERIMENTS == sorted(RECIPES)
+    assert sorted(RECIPES) == EXPERIMENTS
     readme = README.read_text()
     for name in EXPERIMENTS:
         text = (Path(CONF_DIR) / "experiment" / f"{name}.yaml").read_text().splitlines()
@@ -138,4 +163,6 @@ def test_the_command_line_beats_the_experiment():
     assert (cfg.algorithm.loss_type, cfg.algorithm.num_generations) == ("sapo", 4)
     assert cfg.model.name_or_path == "builtin:tiny-llama"
     assert cfg.train.learning_rate == 2e-4  # the experiment's value, over the model preset's
-    assert compose(["experiment=rm_demo", "hydra.run.dir=outputs/mine"], with_hydra=True).hydra.run.dir == "outputs/mine"
+    assert (
+        compose(["experiment=rm_demo", "hydra.run.dir=outputs/mine"], with_hydra=True).hydra.run.dir == "outputs/mine"
+    )

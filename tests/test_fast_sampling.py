@@ -48,8 +48,12 @@ def test_generate_samples_the_warped_distribution(tiny_model_dir):
     probs = torch.softmax(logits.masked_fill(~keep, float("-inf")), -1)
     torch.manual_seed(0)
     with torch.no_grad():  # in batches: a whole-vocabulary row of scores per copy
-        out = torch.cat([fast_sampling.generate(model, input_ids=prompt.repeat(500, 1), generation_config=config)
-                         for _ in range(12)])
+        out = torch.cat(
+            [
+                fast_sampling.generate(model, input_ids=prompt.repeat(500, 1), generation_config=config)
+                for _ in range(12)
+            ]
+        )
     assert out.shape == (6000, 5)
     assert_frequencies(out[:, -1], probs)
 
@@ -59,10 +63,14 @@ def test_greedy_and_unusual_samplers_are_left_to_transformers(tiny_model_dir):
     prompt = torch.tensor([[1, 17, 42, 9]])
     greedy = GenerationConfig(do_sample=False, max_new_tokens=6, pad_token_id=0)
     with torch.no_grad():
-        assert torch.equal(fast_sampling.generate(model, input_ids=prompt, generation_config=greedy),
-                           model.generate(input_ids=prompt, generation_config=greedy))
+        assert torch.equal(
+            fast_sampling.generate(model, input_ids=prompt, generation_config=greedy),
+            model.generate(input_ids=prompt, generation_config=greedy),
+        )
     assert sampling_warpers(GenerationConfig(do_sample=True, typical_p=0.9)) is None
     assert sampling_warpers(GenerationConfig(do_sample=True, num_beams=2)) is None
-    kinds = [type(w).__name__ for w in sampling_warpers(GenerationConfig(do_sample=True, temperature=0.5, top_k=3,
-                                                                         top_p=0.9, min_p=0.1))]
+    kinds = [
+        type(w).__name__
+        for w in sampling_warpers(GenerationConfig(do_sample=True, temperature=0.5, top_k=3, top_p=0.9, min_p=0.1))
+    ]
     assert kinds == ["TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper", "MinPLogitsWarper"]

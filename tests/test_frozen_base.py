@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import TINY, build_trainer
+
 from rlhf_lab.models.frozen_base import frozen_base_blocker, store_frozen_base_in_bf16
 
 
@@ -70,8 +70,10 @@ def lora_model(path, seed):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
-                           LoraConfig(r=4, target_modules="all-linear", lora_dropout=0.0))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32),
+        LoraConfig(r=4, target_modules="all-linear", lora_dropout=0.0),
+    )
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:  # B starts at zero: move it so that the adapters take part
@@ -131,20 +133,40 @@ def test_storing_the_base_in_bf16_releases_the_memory_mapped_checkpoint(tmp_path
 
     from conftest import CONF_DIR, ROOT
 
-    code = MAPPED.format(tests=str(ROOT / "tests"), conf=CONF_DIR, tmp=str(tmp_path), bf16=bf16,
-                         model=str(Path(tiny_model_dir).resolve()))
+    code = MAPPED.format(
+        tests=str(ROOT / "tests"),
+        conf=CONF_DIR,
+        tmp=str(tmp_path),
+        bf16=bf16,
+        model=str(Path(tiny_model_dir).resolve()),
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == expected
 
 
-@pytest.mark.parametrize("overrides", [
-    # TRL generates outside the training step's autocast here: GRPO without its copy, GKD's on-policy answers.
-    ["algorithm=grpo", "dataset=arith_math", "algorithm.generation_copy=off", "train.per_device_train_batch_size=4",
-     "algorithm.num_generations=2", "algorithm.max_completion_length=8"],
-    ["algorithm=gkd", "algorithm.teacher_model=tiny", "dataset=arith_chat", "algorithm.max_completion_length=8",
-     "algorithm.lmbda=1"],
-], ids=["grpo-without-copy", "gkd-on-policy"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # TRL generates outside the training step's autocast here: GRPO without its copy, GKD's on-policy answers.
+        [
+            "algorithm=grpo",
+            "dataset=arith_math",
+            "algorithm.generation_copy=off",
+            "train.per_device_train_batch_size=4",
+            "algorithm.num_generations=2",
+            "algorithm.max_completion_length=8",
+        ],
+        [
+            "algorithm=gkd",
+            "algorithm.teacher_model=tiny",
+            "dataset=arith_chat",
+            "algorithm.max_completion_length=8",
+            "algorithm.lmbda=1",
+        ],
+    ],
+    ids=["grpo-without-copy", "gkd-on-policy"],
+)
 def test_generating_with_the_bf16_base_runs_under_autocast(compose, tmp_path, tiny_model_dir, overrides):
     trainer = build_trainer(compose, tmp_path, [*TINY, *overrides, "train.max_steps=1"], bf16=True)
     assert dtypes(trainer.model)["base"] == {torch.bfloat16}

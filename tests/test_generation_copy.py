@@ -5,12 +5,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY, build_trainer, run_cli
 
-GRPO = [*TINY, "algorithm=grpo", "dataset=arith_math", "train.per_device_train_batch_size=4",
-        "algorithm.num_generations=2", "algorithm.max_completion_length=8", "train.logging_steps=1",
-        "algorithm.reward_funcs=[helpers.custom_rewards:Scaled]", "train.learning_rate=0.05"]
+GRPO = [
+    *TINY,
+    "algorithm=grpo",
+    "dataset=arith_math",
+    "train.per_device_train_batch_size=4",
+    "algorithm.num_generations=2",
+    "algorithm.max_completion_length=8",
+    "train.logging_steps=1",
+    "algorithm.reward_funcs=[helpers.custom_rewards:Scaled]",
+    "train.learning_rate=0.05",
+]
 TESTS = str(Path(__file__).resolve().parent)
 
 
@@ -26,8 +33,9 @@ def merged_bf16(policy):
 @pytest.fixture
 def trained(compose, tmp_path, tiny_model_dir):
     """A GRPO trainer with the copy, after two optimizer steps (the adapters have moved away from zero)."""
-    trainer = build_trainer(compose, tmp_path, [*GRPO, "tuner.dropout=0", "algorithm.generation_copy=on",
-                                                      "train.max_steps=2"])
+    trainer = build_trainer(
+        compose, tmp_path, [*GRPO, "tuner.dropout=0", "algorithm.generation_copy=on", "train.max_steps=2"]
+    )
     trainer.train()
     return trainer
 
@@ -53,8 +61,10 @@ def test_the_copy_computes_with_its_own_weights(trained):
     ids = torch.tensor([[1, 5, 9, 14, 3], [1, 7, 2, 8, 11]])
     with torch.no_grad():
         assert torch.equal(gen.model(input_ids=ids).logits, reference(input_ids=ids).logits)
-        answers = [m.generate(input_ids=ids, max_new_tokens=12, do_sample=False, pad_token_id=0)
-                   for m in (gen.model, reference)]
+        answers = [
+            m.generate(input_ids=ids, max_new_tokens=12, do_sample=False, pad_token_id=0)
+            for m in (gen.model, reference)
+        ]
     assert torch.equal(answers[0], answers[1])
 
 
@@ -76,11 +86,10 @@ def test_the_copy_samples_from_the_policys_distribution_within_bf16_rounding(tra
 
 
 def test_auto_uses_the_copy_only_with_bf16_on_a_cpu(compose, tmp_path, tiny_model_dir):
+    from rlhf_lab.algorithms.grpo import use_generation_copy
     from rlhf_lab.data.load import load_splits
     from rlhf_lab.pipeline import load_inputs
     from rlhf_lab.run import build_run
-
-    from rlhf_lab.algorithms.grpo import use_generation_copy
 
     run = build_run(compose([*GRPO]), tmp_path)
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed)
@@ -91,24 +100,38 @@ def test_auto_uses_the_copy_only_with_bf16_on_a_cpu(compose, tmp_path, tiny_mode
     assert use_generation_copy(off, load_inputs(off, splits, True)) is False
 
 
-@pytest.mark.parametrize("override, reason", [
-    ("tuner=full", "it merges LoRA adapters, not tuner=full"),
-    ("distributed=zero2", "it needs the whole policy in each process, not distributed=deepspeed"),
-])
+@pytest.mark.parametrize(
+    "override, reason",
+    [
+        ("tuner=full", "it merges LoRA adapters, not tuner=full"),
+        ("distributed=zero2", "it needs the whole policy in each process, not distributed=deepspeed"),
+    ],
+)
 def test_on_where_it_cannot_work_is_a_config_error(tmp_path, override, reason):
     proc = run_cli([*GRPO, "algorithm.generation_copy=on", override], cwd=tmp_path, env={"PYTHONPATH": TESTS})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"config error: algorithm.generation_copy: cannot be on: {reason}; use auto or off")
+        f"config error: algorithm.generation_copy: cannot be on: {reason}; use auto or off"
+    )
 
 
 def test_on_with_image_rows_is_a_config_error_before_the_model_loads(tmp_path):
-    proc = run_cli(["model=tiny_vl", "dataset=shapes", "algorithm=grpo", "algorithm.generation_copy=on",
-                    "algorithm.num_generations=2", "train.per_device_train_batch_size=2",
-                    f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "model=tiny_vl",
+            "dataset=shapes",
+            "algorithm=grpo",
+            "algorithm.generation_copy=on",
+            "algorithm.num_generations=2",
+            "train.per_device_train_batch_size=2",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "Loading weights" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        "config error: algorithm.generation_copy: cannot be on with image rows; use auto or off")
+        "config error: algorithm.generation_copy: cannot be on with image rows; use auto or off"
+    )
 
 
 def test_the_copy_draws_its_samples_without_multinomial(compose, tmp_path, tiny_model_dir, monkeypatch):

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import TINY, build_trainer, read_summary, run_cli
+
 from rlhf_lab.algorithms.gkd import check_shared_vocabulary
 from rlhf_lab.algorithms.gkd_trainer import sft_loss
 from rlhf_lab.errors import ModelError
@@ -147,8 +147,14 @@ def test_query_only_rows_need_generated_answers(tmp_path, tiny_model_dir):
 def test_seq_kd_trains_on_teacher_answers_to_query_only_rows(tmp_path, tiny_model_dir):
     data = _query_only(tmp_path)
     proc = run_cli(
-        [*GKD_TINY, f"dataset.path={data}", "dataset.val_path=null", "algorithm.seq_kd=true", "algorithm.lmbda=0",
-         f"hydra.run.dir={tmp_path}/run"],
+        [
+            *GKD_TINY,
+            f"dataset.path={data}",
+            "dataset.val_path=null",
+            "algorithm.seq_kd=true",
+            "algorithm.lmbda=0",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

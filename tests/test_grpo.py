@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import ROOT, TINY, build_trainer, logged_metrics, read_summary, run_cli
+
 from rlhf_lab.algorithms import dynamic_sampling as ds
 
 TESTS = str(ROOT / "tests")
@@ -219,7 +219,13 @@ def test_dynamic_sampling_drops_and_refills_groups(tmp_path, tiny_model_dir):
 def test_zero_variance_is_logged_and_warned(tmp_path, tiny_model_dir):
     # The random tiny model never solves a problem: accuracy is 0 for every answer, every step.
     proc = run_cli(
-        [*GRPO_TINY, "algorithm=grpo", "algorithm.reward_funcs=[accuracy]", "train.max_steps=3", f"hydra.run.dir={tmp_path}/run"],
+        [
+            *GRPO_TINY,
+            "algorithm=grpo",
+            "algorithm.reward_funcs=[accuracy]",
+            "train.max_steps=3",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -232,7 +238,10 @@ def test_a_failing_reward_stops_the_run_naming_reward_and_row(tmp_path, tiny_mod
     data = tmp_path / "q.jsonl"
     solutions = [5, 7, 9, 7]
     data.write_text(
-        "".join(f'{{"messages": [{{"role": "user", "content": "q{i}"}}], "solution": "{s}"}}\n' for i, s in enumerate(solutions))
+        "".join(
+            f'{{"messages": [{{"role": "user", "content": "q{i}"}}], "solution": "{s}"}}\n'
+            for i, s in enumerate(solutions)
+        )
     )
     proc = run_cli(
         [
@@ -274,7 +283,10 @@ def test_loss_type_and_beta_sweep_lands_in_the_summary(tmp_path, tiny_model_dir)
     with (tmp_path / "sweep" / "sweep_summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [(r["algorithm.loss_type"], r["algorithm.beta"]) for r in rows] == [
-        ("grpo", "0.0"), ("grpo", "0.04"), ("dr_grpo", "0.0"), ("dr_grpo", "0.04")
+        ("grpo", "0.0"),
+        ("grpo", "0.04"),
+        ("dr_grpo", "0.0"),
+        ("dr_grpo", "0.04"),
     ]
     for row in rows:
         assert row["status"] == "completed"

@@ -2,13 +2,12 @@
 the environment variables of the tools underneath are obeyed."""
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY, read_summary, run_cli
+
 from rlhf_lab import fingerprint
 from rlhf_lab.errors import ConfigError, ModelError
 
@@ -24,19 +23,24 @@ def one_error_line(proc) -> str:
 
 # --- a run directory belongs to one run ---------------------------------------------------------------------------
 
+
 def test_another_algorithm_does_not_resume_a_run_directory(tmp_path):
     run_dir = tmp_path / "run"
     first = run_cli(["algorithm=kto", *QUICK, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    before = {p.name: p.read_bytes() for p in [run_dir / "summary.json", run_dir / "metrics.jsonl",
-                                                 run_dir / ".hydra" / "overrides.yaml"]}
+    before = {
+        p.name: p.read_bytes()
+        for p in [run_dir / "summary.json", run_dir / "metrics.jsonl", run_dir / ".hydra" / "overrides.yaml"]
+    }
 
     other = run_cli(["algorithm=dpo", *QUICK, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     line = one_error_line(other)
     assert line.startswith("config error: hydra.run.dir:") and "algorithm.name: kto -> dpo" in line, line
     assert "train.resume=never" in line and "another directory" in line
     # Nothing of the earlier run changed, not even Hydra's record of its command.
-    assert {p: (run_dir / p if p != "overrides.yaml" else run_dir / ".hydra" / p).read_bytes() for p in before} == before
+    assert {
+        p: (run_dir / p if p != "overrides.yaml" else run_dir / ".hydra" / p).read_bytes() for p in before
+    } == before
 
     # The same settings again: its checkpoint is at train.max_steps already, which is said rather than trained past.
     again = run_cli(["algorithm=kto", *QUICK, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
@@ -61,15 +65,26 @@ def test_another_algorithm_does_not_resume_a_run_directory(tmp_path):
 
 def test_fingerprint_leaves_out_what_does_not_change_the_training():
     resolved = {
-        "algorithm": {"name": "dpo", "beta": 0.1}, "model": {"name_or_path": "m"}, "tuner": {"name": "lora", "r": 8},
-        "dataset": {"path": "a.jsonl"}, "distributed": {"backend": "single", "master_port": 29500},
-        "logger": {"backend": "wandb"}, "train": {"learning_rate": 1e-4, "save_steps": 5, "max_steps": 10},
+        "algorithm": {"name": "dpo", "beta": 0.1},
+        "model": {"name_or_path": "m"},
+        "tuner": {"name": "lora", "r": 8},
+        "dataset": {"path": "a.jsonl"},
+        "distributed": {"backend": "single", "master_port": 29500},
+        "logger": {"backend": "wandb"},
+        "train": {"learning_rate": 1e-4, "save_steps": 5, "max_steps": 10},
         "objective": None,
     }
     settings = fingerprint.settings(resolved)
-    assert settings == {"algorithm.name": "dpo", "algorithm.beta": 0.1, "model.name_or_path": "m", "tuner.name": "lora",
-                        "tuner.r": 8, "dataset.path": "a.jsonl", "distributed.backend": "single",
-                        "train.learning_rate": 1e-4}
+    assert settings == {
+        "algorithm.name": "dpo",
+        "algorithm.beta": 0.1,
+        "model.name_or_path": "m",
+        "tuner.name": "lora",
+        "tuner.r": 8,
+        "dataset.path": "a.jsonl",
+        "distributed.backend": "single",
+        "train.learning_rate": 1e-4,
+    }
     changed = fingerprint.settings({**resolved, "algorithm": {"name": "dpo", "beta": 0.2}, "tuner": {"name": "full"}})
     assert fingerprint.differences(settings, changed) == ["algorithm.beta: 0.1 -> 0.2", "tuner.name: lora -> full"]
 
@@ -100,18 +115,30 @@ def test_a_directory_with_a_run_but_no_recorded_settings_is_not_resumed(tmp_path
 
 # --- bad input leaves no run directory; --cfg job checks what a run checks -----------------------------------------
 
-@pytest.mark.parametrize("args,expected", [
-    (["model.torch_dtype=bf16"], "config error: model.torch_dtype: got 'bf16' (did you mean bfloat16?)"),
-    (["algorithm=kto", "train.per_device_train_batch_size=1"],
-     "config error: train.per_device_train_batch_size: KTO estimates its KL term"),
-    (["dataset=custom", "dataset.path=bad.jsonl"], "data error: bad.jsonl:2: field 'rejected'"),
-    (["algorithm=grpo", "dataset=arith_math", "algorithm.reward_funcs=[helpers.custom_rewards:no_kwargs]"],
-     "config error: algorithm.reward_funcs[0]"),
-    (["algorithm=grpo", "dataset=arith_math", "algorithm.reward_funcs=[helpers.custom_rewards:scaled_length]"],
-     "factor"),
-])
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["model.torch_dtype=bf16"], "config error: model.torch_dtype: got 'bf16' (did you mean bfloat16?)"),
+        (
+            ["algorithm=kto", "train.per_device_train_batch_size=1"],
+            "config error: train.per_device_train_batch_size: KTO estimates its KL term",
+        ),
+        (["dataset=custom", "dataset.path=bad.jsonl"], "data error: bad.jsonl:2: field 'rejected'"),
+        (
+            ["algorithm=grpo", "dataset=arith_math", "algorithm.reward_funcs=[helpers.custom_rewards:no_kwargs]"],
+            "config error: algorithm.reward_funcs[0]",
+        ),
+        (
+            ["algorithm=grpo", "dataset=arith_math", "algorithm.reward_funcs=[helpers.custom_rewards:scaled_length]"],
+            "factor",
+        ),
+    ],
+)
 def test_dry_run_and_real_run_stop_on_the_same_line_and_write_nothing(tmp_path, args, expected):
-    (tmp_path / "bad.jsonl").write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": "b"}\n')
+    (tmp_path / "bad.jsonl").write_text(
+        '{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": "b"}\n'
+    )
     env = {"PYTHONPATH": str(Path(__file__).parent)}
     dry = run_cli(["model=tiny", *args, "--cfg", "job"], cwd=tmp_path, env=env)
     line = one_error_line(dry)
@@ -127,7 +154,10 @@ def test_dry_run_passes_with_a_report_and_the_config(tmp_path):
     proc = run_cli(["model=tiny", "algorithm=grpo", "dataset=arith_math", "--cfg", "job"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "name: grpo" in proc.stdout
-    assert "dry run: the config checks passed; 256 training and 48 held-out rows read; would start a new run" in proc.stderr
+    assert (
+        "dry run: the config checks passed; 256 training and 48 held-out rows read; would start a new run"
+        in proc.stderr
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -137,50 +167,79 @@ def test_dry_run_of_a_directory_says_where_it_would_resume(tmp_path):
     dry = run_cli([*QUICK, "train.max_steps=3", f"hydra.run.dir={run_dir}", "--cfg", "job"], cwd=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "would resume at step 1" in dry.stderr
-    mismatch = run_cli([*QUICK, "train.max_steps=3", "algorithm.beta=0.5", f"hydra.run.dir={run_dir}", "--cfg", "job"],
-                       cwd=tmp_path)
+    mismatch = run_cli(
+        [*QUICK, "train.max_steps=3", "algorithm.beta=0.5", f"hydra.run.dir={run_dir}", "--cfg", "job"], cwd=tmp_path
+    )
     assert "algorithm.beta: 0.1 -> 0.5" in one_error_line(mismatch)
 
 
 def test_dry_run_of_a_sweep_checks_every_job(tmp_path):
-    proc = run_cli(["-m", "model=tiny", "algorithm=dpo,kto", "train.per_device_train_batch_size=1,2", "--cfg", "job"],
-                   cwd=tmp_path)
+    proc = run_cli(
+        ["-m", "model=tiny", "algorithm=dpo,kto", "train.per_device_train_batch_size=1,2", "--cfg", "job"], cwd=tmp_path
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
     assert len([line for line in lines if line.startswith("job ")]) == 4
-    assert any(line.startswith("job 2 (model=tiny algorithm=kto train.per_device_train_batch_size=1): config error: "
-                               "train.per_device_train_batch_size") for line in lines), proc.stderr
+    assert any(
+        line.startswith(
+            "job 2 (model=tiny algorithm=kto train.per_device_train_batch_size=1): config error: "
+            "train.per_device_train_batch_size"
+        )
+        for line in lines
+    ), proc.stderr
     assert lines[-1] == "3 of 4 jobs pass the checks"
     assert "Traceback" not in proc.stderr and not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--cfg", "job", "--run"], "config error: --cfg and --run cannot be given together; use one of them"),
-    (["-m", "--info"], "config error: --info and --multirun cannot be given together; use one of them"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--cfg", "job", "--run"], "config error: --cfg and --run cannot be given together; use one of them"),
+        (["-m", "--info"], "config error: --info and --multirun cannot be given together; use one of them"),
+    ],
+)
 def test_hydra_flags_that_do_not_go_together(tmp_path, args, expected):
     assert one_error_line(run_cli(args, cwd=tmp_path)) == expected
 
 
 # --- hints -----------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args,expected", [
-    (["beta=0.1"], "config error: unknown key 'beta' (did you mean 'algorithm.beta'?)"),
-    (["learning_rate=1e-5"], "config error: unknown key 'learning_rate' (did you mean 'train.learning_rate'?)"),
-    (["output_dir=out"], "config error: unknown key 'output_dir' (rlhf_lab's equivalent of ms-swift's --output_dir: "
-                         "hydra.run.dir=DIR"),
-    (["lora_rank=4"], "(rlhf_lab's equivalent of ms-swift's --lora_rank: tuner.r=...)"),
-    (["deepspeed=zero3"], "(rlhf_lab's equivalent of ms-swift's --deepspeed: distributed=zero2|zero3|zero3_offload)"),
-    (["model=Qwen/Qwen3-8B"], "config error: unknown option 'Qwen/Qwen3-8B' for model; a hub id or a local checkpoint "
-                              "is set with model=custom model.name_or_path=Qwen/Qwen3-8B; choose one of: custom,"),
-    (["dataset=/data/pairs.jsonl"], "dataset=custom dataset.path=/data/pairs.jsonl"),
-    (["algorithm=gkd", "dataset=arith_chat", "algorithm.teacher_model=qwen9"],
-     "config error: algorithm.teacher_model: 'qwen9' is not a model preset, a local directory or a hub id; presets: "
-     "qwen2_5_vl_7b, qwen3_4b, qwen3_8b, qwen3_vl_8b, smollm2_135m, tiny, tiny_vl"),
-    (["--rlhf_type", "dpo"], "config error: --rlhf_type is not a flag of rlhf_lab, which takes key=value overrides; "
-                             "rlhf_lab writes it as algorithm=NAME"),
-    (["--output_dir=out"], "rlhf_lab writes it as hydra.run.dir=DIR"),
-])
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["beta=0.1"], "config error: unknown key 'beta' (did you mean 'algorithm.beta'?)"),
+        (["learning_rate=1e-5"], "config error: unknown key 'learning_rate' (did you mean 'train.learning_rate'?)"),
+        (
+            ["output_dir=out"],
+            "config error: unknown key 'output_dir' (rlhf_lab's equivalent of ms-swift's --output_dir: "
+            "hydra.run.dir=DIR",
+        ),
+        (["lora_rank=4"], "(rlhf_lab's equivalent of ms-swift's --lora_rank: tuner.r=...)"),
+        (
+            ["deepspeed=zero3"],
+            "(rlhf_lab's equivalent of ms-swift's --deepspeed: distributed=zero2|zero3|zero3_offload)",
+        ),
+        (
+            ["model=Qwen/Qwen3-8B"],
+            "config error: unknown option 'Qwen/Qwen3-8B' for model; a hub id or a local checkpoint "
+            "is set with model=custom model.name_or_path=Qwen/Qwen3-8B; choose one of: custom,",
+        ),
+        (["dataset=/data/pairs.jsonl"], "dataset=custom dataset.path=/data/pairs.jsonl"),
+        (
+            ["algorithm=gkd", "dataset=arith_chat", "algorithm.teacher_model=qwen9"],
+            "config error: algorithm.teacher_model: 'qwen9' is not a model preset, a local directory or a hub id; "
+            "presets: "
+            "qwen2_5_vl_7b, qwen3_4b, qwen3_8b, qwen3_vl_8b, smollm2_135m, tiny, tiny_vl",
+        ),
+        (
+            ["--rlhf_type", "dpo"],
+            "config error: --rlhf_type is not a flag of rlhf_lab, which takes key=value overrides; "
+            "rlhf_lab writes it as algorithm=NAME",
+        ),
+        (["--output_dir=out"], "rlhf_lab writes it as hydra.run.dir=DIR"),
+    ],
+)
 def test_hints_for_the_obvious_mistakes(tmp_path, args, expected):
     line = one_error_line(run_cli([*args, "--cfg", "job"], cwd=tmp_path))
     assert line.startswith(expected) or expected in line, line
@@ -189,30 +248,47 @@ def test_hints_for_the_obvious_mistakes(tmp_path, args, expected):
 
 # --- the launcher's environment ------------------------------------------------------------------------------------
 
+
 def test_nproc_per_node_in_the_environment_fills_distributed(tmp_path):
-    proc = run_cli(["model=tiny", "--cfg", "job"], cwd=tmp_path,
-                   env={"NPROC_PER_NODE": "4", "MASTER_PORT": "29600"})
+    proc = run_cli(["model=tiny", "--cfg", "job"], cwd=tmp_path, env={"NPROC_PER_NODE": "4", "MASTER_PORT": "29600"})
     assert proc.returncode == 0, proc.stderr
     assert "backend: ddp" in proc.stdout and "nproc_per_node: 4" in proc.stdout and "master_port: 29600" in proc.stdout
-    same = run_cli(["model=tiny", "distributed=zero2", "distributed.nproc_per_node=4", "--cfg", "job"], cwd=tmp_path,
-                   env={"NPROC_PER_NODE": "4"})
+    same = run_cli(
+        ["model=tiny", "distributed=zero2", "distributed.nproc_per_node=4", "--cfg", "job"],
+        cwd=tmp_path,
+        env={"NPROC_PER_NODE": "4"},
+    )
     assert same.returncode == 0 and "zero_stage: 2" in same.stdout
 
 
-@pytest.mark.parametrize("args,env,expected", [
-    (["distributed=ddp", "distributed.nproc_per_node=2"], {"NPROC_PER_NODE": "4"},
-     "config error: distributed.nproc_per_node: is 2 on the command line but NPROC_PER_NODE=4 in the environment; "
-     "make them agree, or unset NPROC_PER_NODE"),
-    (["distributed=single"], {"NPROC_PER_NODE": "2"}, "config error: distributed: is single (one process) but "
-                                                      "NPROC_PER_NODE/NNODES"),
-    ([], {"NPROC_PER_NODE": "four"}, "config error: distributed.nproc_per_node: NPROC_PER_NODE=four in the environment "
-                                     "is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "args,env,expected",
+    [
+        (
+            ["distributed=ddp", "distributed.nproc_per_node=2"],
+            {"NPROC_PER_NODE": "4"},
+            "config error: distributed.nproc_per_node: is 2 on the command line but NPROC_PER_NODE=4 in the "
+            "environment; "
+            "make them agree, or unset NPROC_PER_NODE",
+        ),
+        (
+            ["distributed=single"],
+            {"NPROC_PER_NODE": "2"},
+            "config error: distributed: is single (one process) but NPROC_PER_NODE/NNODES",
+        ),
+        (
+            [],
+            {"NPROC_PER_NODE": "four"},
+            "config error: distributed.nproc_per_node: NPROC_PER_NODE=four in the environment is not a whole number",
+        ),
+    ],
+)
 def test_environment_that_disagrees_is_an_error(tmp_path, args, env, expected):
     assert one_error_line(run_cli(["model=tiny", *args, "--cfg", "job"], cwd=tmp_path, env=env)).startswith(expected)
 
 
 # --- defaults follow the model -------------------------------------------------------------------------------------
+
 
 def test_model_presets_carry_their_own_training_defaults(compose, tmp_path):
     from rlhf_lab.run import build_run
@@ -221,8 +297,12 @@ def test_model_presets_carry_their_own_training_defaults(compose, tmp_path):
     assert demo.learning_rate == 5e-4 and demo.per_device_train_batch_size == 4
     big = build_run(compose(["model=qwen3_8b", "algorithm=kto"]), tmp_path).train
     assert big.learning_rate == 1e-4  # ms-swift's LoRA rate, not the demo's
-    assert (big.per_device_train_batch_size, big.gradient_accumulation_steps, big.max_length,
-            big.gradient_checkpointing) == (2, 8, 2048, True)
+    assert (
+        big.per_device_train_batch_size,
+        big.gradient_accumulation_steps,
+        big.max_length,
+        big.gradient_checkpointing,
+    ) == (2, 8, 2048, True)
     custom = build_run(compose(["model=custom", "model.name_or_path=org/m"]), tmp_path).train
     assert custom.learning_rate == 1e-4 and custom.per_device_train_batch_size == 4
     # The command line still wins.
@@ -230,6 +310,7 @@ def test_model_presets_carry_their_own_training_defaults(compose, tmp_path):
 
 
 # --- the tools' own switches: wandb and the Hub ----------------------------------------------------------------------
+
 
 @pytest.fixture
 def clean_wandb_env(monkeypatch):
@@ -264,8 +345,11 @@ def test_an_unreachable_wandb_server_is_one_line_quickly(clean_wandb_env, caplog
     env = clean_wandb_env
     env.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
     start = time.time()
-    with pytest.raises(ConfigError, match=r"logger.mode: wandb is to log online but http://127.0.0.1:9 cannot be "
-                                          r"reached .*WANDB_MODE=offline"):
+    with pytest.raises(
+        ConfigError,
+        match=r"logger.mode: wandb is to log online but http://127.0.0.1:9 cannot be "
+        r"reached .*WANDB_MODE=offline",
+    ):
         wandb_mode("online")
     env.setenv("WANDB_MODE", "online")
     with pytest.raises(ConfigError, match="cannot be reached"):
@@ -283,8 +367,10 @@ def test_a_hub_model_offline_and_not_cached_is_one_line(tmp_path):
     start = time.time()
     proc = run_cli(["model=qwen3_8b", "--cfg", "job"], cwd=tmp_path, env=env)
     line = one_error_line(proc)
-    assert line.startswith("model error: model.name_or_path: Qwen/Qwen3-8B is not in the local Hugging Face cache") \
-        and "HF_HUB_OFFLINE" in line, line
+    assert (
+        line.startswith("model error: model.name_or_path: Qwen/Qwen3-8B is not in the local Hugging Face cache")
+        and "HF_HUB_OFFLINE" in line
+    ), line
     assert time.time() - start < 10
     real = run_cli(["model=qwen3_8b", "hydra.run.dir=runs/a"], cwd=tmp_path, env=env)
     assert one_error_line(real) == line and not (tmp_path / "runs" / "a").exists()

@@ -41,7 +41,8 @@ def _module_schemas() -> list[type]:
     for info in pkgutil.iter_modules(rlhf_lab.schema.__path__):
         module = importlib.import_module(f"rlhf_lab.schema.{info.name}")
         found += [
-            obj for obj in vars(module).values()
+            obj
+            for obj in vars(module).values()
             if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__
         ]
     return found

@@ -4,12 +4,17 @@ import csv
 import math
 
 import yaml
-
 from conftest import CONF_DIR, read_summary, run_cli
+
 from rlhf_lab.job import objective_value
 
-QUICK = ["model=tiny", "train.max_steps=2", "dataset.max_samples=8", "train.per_device_train_batch_size=2",
-         "train.gradient_accumulation_steps=1"]
+QUICK = [
+    "model=tiny",
+    "train.max_steps=2",
+    "dataset.max_samples=8",
+    "train.per_device_train_batch_size=2",
+    "train.gradient_accumulation_steps=1",
+]
 
 
 def test_slurm_preset_sizes_each_job_from_the_distributed_group():
@@ -25,8 +30,14 @@ def test_slurm_preset_sizes_each_job_from_the_distributed_group():
     with initialize_config_dir(CONF_DIR, version_base="1.3"):
         cfg = compose(
             "config",
-            overrides=["hydra/launcher=slurm", "distributed=zero3", "distributed.nproc_per_node=8",
-                       "distributed.nnodes=2", "hydra.launcher.partition=gpu", "hydra.launcher.account=lab"],
+            overrides=[
+                "hydra/launcher=slurm",
+                "distributed=zero3",
+                "distributed.nproc_per_node=8",
+                "distributed.nnodes=2",
+                "hydra.launcher.partition=gpu",
+                "hydra.launcher.account=lab",
+            ],
             return_hydra_config=True,
         )
     launcher = cfg.hydra.launcher
@@ -37,7 +48,9 @@ def test_slurm_preset_sizes_each_job_from_the_distributed_group():
 
 
 def test_submitit_local_sweep_gathers_every_job(tmp_path):
-    proc = run_cli(["-m", "hydra/launcher=submitit_local", *QUICK, "train.eval=false", "algorithm.beta=0.1,0.3"], tmp_path)
+    proc = run_cli(
+        ["-m", "hydra/launcher=submitit_local", *QUICK, "train.eval=false", "algorithm.beta=0.1,0.3"], tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "sweeps").iterdir()
     rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))

@@ -6,20 +6,30 @@ import logging
 
 import pytest
 import torch
-
 from conftest import TINY
+
 from rlhf_lab.algorithms.lazy_rows import LazyPlan
 from rlhf_lab.data.lengths import LengthCheck
 from rlhf_lab.data.load import load_splits
 from rlhf_lab.errors import ConfigError, DataError
 
-SMALL = ["model=tiny", "train.per_device_train_batch_size=2", "train.gradient_accumulation_steps=1",
-         "dataset.max_samples=12", "train.max_length=64"]
+SMALL = [
+    "model=tiny",
+    "train.per_device_train_batch_size=2",
+    "train.gradient_accumulation_steps=1",
+    "dataset.max_samples=12",
+    "train.max_length=64",
+]
 CASES = {
     "dpo": [],
     "kto": ["algorithm=kto"],
     "rm": ["algorithm=rm"],
-    "grpo": ["algorithm=grpo", "dataset=arith_math", "algorithm.num_generations=2", "algorithm.max_completion_length=4"],
+    "grpo": [
+        "algorithm=grpo",
+        "dataset=arith_math",
+        "algorithm.num_generations=2",
+        "algorithm.max_completion_length=4",
+    ],
     "gkd": ["algorithm=gkd", "algorithm.teacher_model=tiny", "dataset=arith_chat", "algorithm.max_completion_length=4"],
 }
 
@@ -81,8 +91,12 @@ def test_rows_over_the_limit_are_replaced_or_refused_when_drawn(tmp_path, tiny_m
     from rlhf_lab.schema.dataset import DatasetConfig
 
     path = tmp_path / "d.jsonl"
-    path.write_text("".join(json.dumps({"prompt": f"Say {i}.", "chosen": "yes " * (60 if i % 2 else 1), "rejected": "no"})
-                            + "\n" for i in range(6)))
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"Say {i}.", "chosen": "yes " * (60 if i % 2 else 1), "rejected": "no"}) + "\n"
+            for i in range(6)
+        )
+    )
     rows = load_splits(DatasetConfig(path=str(path)), "pairs", 0).train
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     plan = LazyPlan(rows, LengthCheck(tokenizer, "pairs", 64, "delete"), seed=0)
@@ -110,10 +124,13 @@ def test_auto_reads_large_datasets_per_batch(compose, tmp_path, tiny_model_dir, 
     assert "TRL's ORPO trainer tokenizes every row when it is built" in caplog.text
 
 
-@pytest.mark.parametrize("overrides,fragment", [
-    (["algorithm=cpo"], "TRL's CPO trainer tokenizes every row"),
-    (["algorithm.precompute_ref_log_probs=true"], "precompute_ref_log_probs=true reads every tokenized row"),
-])
+@pytest.mark.parametrize(
+    "overrides,fragment",
+    [
+        (["algorithm=cpo"], "TRL's CPO trainer tokenizes every row"),
+        (["algorithm.precompute_ref_log_probs=true"], "precompute_ref_log_probs=true reads every tokenized row"),
+    ],
+)
 def test_lazy_tokenize_true_where_it_cannot_apply_is_a_config_error(compose, tmp_path, overrides, fragment):
     from rlhf_lab.run import build_run
 

@@ -4,11 +4,10 @@ import json
 import logging
 
 import pytest
-
 from conftest import TINY, read_summary, run_cli
+
 from rlhf_lab.data.lengths import check_lengths, row_lengths
 from rlhf_lab.data.load import load_splits
-from rlhf_lab.errors import DataError
 from rlhf_lab.schema.dataset import DatasetConfig
 
 LOG = logging.getLogger("test")
@@ -24,8 +23,12 @@ def tokenizer(tiny_model_dir):
 def _file(tmp_path, answers):
     """Pairs whose chosen answer has the given number of words (each word one or more tokens)."""
     path = tmp_path / "d.jsonl"
-    path.write_text("".join(json.dumps({"prompt": f"Say {i}.", "chosen": " ".join(["yes"] * n), "rejected": "no"}) + "\n"
-                            for i, n in enumerate(answers)))
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": f"Say {i}.", "chosen": " ".join(["yes"] * n), "rejected": "no"}) + "\n"
+            for i, n in enumerate(answers)
+        )
+    )
     return path
 
 
@@ -39,7 +42,9 @@ def test_lengths_are_trls_tokenized_lengths(tmp_path, tokenizer):
         assert longest == max(sides)
         assert prompt == len(_tokenize(tokenizer, row["prompt"], add_generation_prompt=True)["input_ids"])
     kto = load_splits(DatasetConfig(path=str(_file(tmp_path, [3]))), "kto", 0).train[0]
-    assert row_lengths(tokenizer, kto, "kto")[0] == len(_tokenize(tokenizer, kto["prompt"] + kto["completion"])["input_ids"])
+    assert row_lengths(tokenizer, kto, "kto")[0] == len(
+        _tokenize(tokenizer, kto["prompt"] + kto["completion"])["input_ids"]
+    )
 
 
 @pytest.mark.parametrize("policy,kept,dropped", [("right", 3, 1), ("delete", 2, 2)])
@@ -62,8 +67,12 @@ def test_right_cuts_and_counts_delete_drops_and_lists(tmp_path, tokenizer, polic
 
 def test_online_prompts_are_counted_but_never_cut(tmp_path, tokenizer, caplog):
     path = tmp_path / "q.jsonl"
-    path.write_text(json.dumps({"prompt": "What is " + "one plus " * 30 + "one?", "solution": "31"}) + "\n"
-                    + json.dumps({"prompt": "What is 1 + 1?", "solution": "2"}) + "\n")
+    path.write_text(
+        json.dumps({"prompt": "What is " + "one plus " * 30 + "one?", "solution": "31"})
+        + "\n"
+        + json.dumps({"prompt": "What is 1 + 1?", "solution": "2"})
+        + "\n"
+    )
     splits = load_splits(DatasetConfig(path=str(path)), "prompts", 0)
     with caplog.at_level(logging.WARNING, logger="test"):
         report = check_lengths(splits, tokenizer, "prompts", 48, "right", LOG)
@@ -73,8 +82,17 @@ def test_online_prompts_are_counted_but_never_cut(tmp_path, tokenizer, caplog):
 
 def test_error_names_the_first_long_row_before_the_model_loads(tmp_path):
     data = _file(tmp_path, [2, 2, 60, 80])
-    proc = run_cli([*TINY, "dataset=custom", f"dataset.path={data}", "dataset.truncation=error", "train.max_length=48",
-                    f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            *TINY,
+            "dataset=custom",
+            f"dataset.path={data}",
+            "dataset.truncation=error",
+            "train.max_length=48",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("data error")]
     assert len(errors) == 1 and f"{data}:3: the row is" in errors[0] and "over train.max_length=48" in errors[0]
@@ -83,11 +101,22 @@ def test_error_names_the_first_long_row_before_the_model_loads(tmp_path):
 
 def test_the_run_reports_lengths_and_reward_models_drop_by_default(tmp_path):
     data = _file(tmp_path, [2, 2, 60, 2, 2, 2])
-    proc = run_cli([*TINY, "algorithm=rm", "dataset=custom", f"dataset.path={data}", "train.max_length=48",
-                    f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            *TINY,
+            "algorithm=rm",
+            "dataset=custom",
+            f"dataset.path={data}",
+            "train.max_length=48",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     s = read_summary(tmp_path / "run")
     assert s["lengths"]["truncation"] == "delete" and s["lengths"]["train"]["over_max_length"] == 1
     assert s["train_rows"] == 5 and s["dropped_rows"] == 1
     listed = [json.loads(line) for line in (tmp_path / "run" / "dropped_rows.jsonl").read_text().splitlines()]
-    assert [(d["path"], d["line"]) for d in listed] == [(str(data), 3)] and "over train.max_length=48" in listed[0]["message"]
+    assert [(d["path"], d["line"]) for d in listed] == [(str(data), 3)] and "over train.max_length=48" in listed[0][
+        "message"
+    ]

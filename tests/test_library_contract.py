@@ -175,8 +175,11 @@ def is_self(node) -> bool:
 def self_calls(obj, name: str) -> list[ast.Call]:
     """Calls self.<name>(...) in the source of obj."""
     return [
-        n for n in ast.walk(tree(obj))
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == name
+        n
+        for n in ast.walk(tree(obj))
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == name
         and is_self(n.func.value)
     ]
 
@@ -184,9 +187,13 @@ def self_calls(obj, name: str) -> list[ast.Call]:
 def super_calls(obj, name: str) -> list[ast.Call]:
     """Calls super().<name>(...) in the source of obj."""
     return [
-        n for n in ast.walk(tree(obj))
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == name
-        and isinstance(n.func.value, ast.Call) and isinstance(n.func.value.func, ast.Name)
+        n
+        for n in ast.walk(tree(obj))
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == name
+        and isinstance(n.func.value, ast.Call)
+        and isinstance(n.func.value.func, ast.Name)
         and n.func.value.func.id == "super"
     ]
 
@@ -259,15 +266,19 @@ def _(label):
     where = "rlhf_lab/algorithms/grpo_trainer.py overrides it, calls it from score_answers and slices its gathered rows"
     cls = load("trl.GRPOTrainer", where)
     expect_kind(cls, "_calculate_rewards", "function", label, where)
-    expect_params(cls._calculate_rewards, ["self", "inputs", "prompts", "completions", "completion_ids_list"], label,
-                  where)
+    expect_params(
+        cls._calculate_rewards, ["self", "inputs", "prompts", "completions", "completion_ids_list"], label, where
+    )
     calls = self_calls(cls._generate_and_score_completions, "_calculate_rewards")
     assert calls and all(len(c.args) == 4 for c in calls), (
         f"{label} is no longer called by _generate_and_score_completions with 4 arguments, so the override's "
         f"_last_rewards goes stale: {where}"
     )
-    gathers = [n for n in ast.walk(tree(cls._calculate_rewards)) if isinstance(n, ast.Call)
-               and getattr(n.func, "id", getattr(n.func, "attr", None)) == "gather"]
+    gathers = [
+        n
+        for n in ast.walk(tree(cls._calculate_rewards))
+        if isinstance(n, ast.Call) and getattr(n.func, "id", getattr(n.func, "attr", None)) == "gather"
+    ]
     assert gathers, (
         f"{label} no longer gathers the rewards over processes (the override slices its process's rows): {where}"
     )
@@ -278,9 +289,12 @@ def _(label):
     where = "rlhf_lab/rewards/wrap.py strips TRL's internal reward kwargs (log_extra, log_metric, environments)"
     cls = load("trl.GRPOTrainer", where)
     internal = {
-        n.slice.value for n in ast.walk(tree(cls._calculate_rewards))
-        if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store)
-        and getattr(n.value, "id", None) == "reward_kwargs" and isinstance(n.slice, ast.Constant)
+        n.slice.value
+        for n in ast.walk(tree(cls._calculate_rewards))
+        if isinstance(n, ast.Subscript)
+        and isinstance(n.ctx, ast.Store)
+        and getattr(n.value, "id", None) == "reward_kwargs"
+        and isinstance(n.slice, ast.Constant)
     }
     expected = {"trainer_state", "log_extra", "log_metric", "environments"}
     assert internal == expected, (
@@ -293,8 +307,9 @@ def _(label):
     where = GRPO_WHERE + " (eval mode; the generation copy swapped in as self.model_wrapped)"
     cls = load("trl.GRPOTrainer", where)
     expect_kind(cls, "_generate_single_turn", "function", label, where)
-    callers = [name for name, f in vars(cls).items()
-               if inspect.isfunction(f) and self_calls(f, "_generate_single_turn")]
+    callers = [
+        name for name, f in vars(cls).items() if inspect.isfunction(f) and self_calls(f, "_generate_single_turn")
+    ]
     assert callers, f"{label} is no longer called by GRPOTrainer's generation, so the override never runs: {where}"
     assert reads_self(cls._generate_single_turn, "model_wrapped"), (
         f"{label} no longer generates with self.model_wrapped, so the generation copy is not used: {where}"
@@ -303,8 +318,16 @@ def _(label):
 
 # Multimodal batch keys dynamic sampling refuses by name (algorithms/dynamic_sampling.py unsupported_keys).
 REFUSED_BATCH_KEYS = {
-    "pixel_values", "image_grid_thw", "pixel_attention_mask", "spatial_shapes", "image_sizes", "token_type_ids",
-    "mm_token_type_ids", "image_position_ids", "num_images", "num_tiles",
+    "pixel_values",
+    "image_grid_thw",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+    "num_images",
+    "num_tiles",
 }
 
 
@@ -314,13 +337,19 @@ def _(label):
     cls = load("trl.GRPOTrainer", where)
     expect_kind(cls, "_generate_and_score_completions", "function", label, where)
     expect_params(cls._generate_and_score_completions, ["self", "inputs"], label, where)
-    callers = [name for name, f in vars(cls).items()
-               if inspect.isfunction(f) and self_calls(f, "_generate_and_score_completions")]
+    callers = [
+        name
+        for name, f in vars(cls).items()
+        if inspect.isfunction(f) and self_calls(f, "_generate_and_score_completions")
+    ]
     assert callers, f"{label} is no longer called by GRPOTrainer, so the override never runs: {where}"
     keys = set()
     for n in ast.walk(tree(cls._generate_and_score_completions)):
-        if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "output" for t in n.targets) \
-                and isinstance(n.value, ast.Dict):
+        if (
+            isinstance(n, ast.Assign)
+            and any(getattr(t, "id", None) == "output" for t in n.targets)
+            and isinstance(n.value, ast.Dict)
+        ):
             keys |= {k.value for k in n.value.keys if isinstance(k, ast.Constant)}
         if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store) and getattr(n.value, "id", None) == "output":
             keys.add(n.slice.value if isinstance(n.slice, ast.Constant) else ast.unparse(n.slice))
@@ -355,8 +384,10 @@ for attr, where in {
 
 # TRL: offline preference trainers ---------------------------------------------------------------------------------
 
-PREPARE_WHERE = ("rlhf_lab/algorithms/lazy_rows.py overrides it (per_batch) to skip the index dataset named 'train' "
-                 "and calls it per batch")
+PREPARE_WHERE = (
+    "rlhf_lab/algorithms/lazy_rows.py overrides it (per_batch) to skip the index dataset named 'train' "
+    "and calls it per batch"
+)
 for trainer, where in {
     "trl.DPOTrainer": PREPARE_WHERE,
     "trl.KTOTrainer": PREPARE_WHERE,
@@ -391,12 +422,21 @@ def _(label):
 # TRL: experimental trainers ---------------------------------------------------------------------------------------
 
 for module, names, where in (
-    ("trl.experimental.cpo", ("CPOConfig", "CPOTrainer"),
-     "rlhf_lab/algorithms/cpo.py and vision_trainers.py import it"),
-    ("trl.experimental.orpo", ("ORPOConfig", "ORPOTrainer"),
-     "rlhf_lab/algorithms/orpo.py and vision_trainers.py import it"),
-    ("trl.experimental.gkd", ("GKDConfig", "GKDTrainer"),
-     "rlhf_lab/algorithms/gkd.py, gkd_trainer.py and evaluation/distill.py import it"),
+    (
+        "trl.experimental.cpo",
+        ("CPOConfig", "CPOTrainer"),
+        "rlhf_lab/algorithms/cpo.py and vision_trainers.py import it",
+    ),
+    (
+        "trl.experimental.orpo",
+        ("ORPOConfig", "ORPOTrainer"),
+        "rlhf_lab/algorithms/orpo.py and vision_trainers.py import it",
+    ),
+    (
+        "trl.experimental.gkd",
+        ("GKDConfig", "GKDTrainer"),
+        "rlhf_lab/algorithms/gkd.py, gkd_trainer.py and evaluation/distill.py import it",
+    ),
 ):
 
     @contract(module)
@@ -432,16 +472,23 @@ def _(label):
     where = GKD_WHERE + " and reads (loss, outputs) from super().compute_loss(..., return_outputs=True)"
     cls = load("trl.experimental.gkd.GKDTrainer", where)
     expect_params(cls.compute_loss, ["self", "model", "inputs", "return_outputs", "num_items_in_batch"], label, where)
-    pairs = [n for n in ast.walk(tree(cls.compute_loss)) if isinstance(n, ast.IfExp)
-             and getattr(n.test, "id", None) == "return_outputs"
-             and isinstance(n.body, ast.Tuple) and len(n.body.elts) == 2]
+    pairs = [
+        n
+        for n in ast.walk(tree(cls.compute_loss))
+        if isinstance(n, ast.IfExp)
+        and getattr(n.test, "id", None) == "return_outputs"
+        and isinstance(n.body, ast.Tuple)
+        and len(n.body.elts) == 2
+    ]
     assert pairs, f"{label} no longer returns (loss, outputs) when return_outputs is set: {where}"
 
 
 @contract("trl.experimental.gkd.GKDTrainer.generalized_jsd_loss")
 def _(label):
-    where = ("rlhf_lab/evaluation/distill.py calls GKDTrainer.generalized_jsd_loss(student, teacher, beta=, "
-             "reduction='none')")
+    where = (
+        "rlhf_lab/evaluation/distill.py calls GKDTrainer.generalized_jsd_loss(student, teacher, beta=, "
+        "reduction='none')"
+    )
     cls = load("trl.experimental.gkd.GKDTrainer", where)
     expect_kind(cls, "generalized_jsd_loss", "staticmethod", label, where)
     expect_params(cls.generalized_jsd_loss, ["student_logits", "teacher_logits"], label, where, prefix=True)
@@ -464,8 +511,11 @@ for trainer in ("trl.experimental.cpo.CPOTrainer", "trl.experimental.orpo.ORPOTr
         cls = load(trainer, where)
         expect_kind(cls, "concatenated_forward", "function", label, where)
         expect_params(cls.concatenated_forward, ["self", "model", "batch"], label, where)
-        sizes = {len(n.value.elts) for n in ast.walk(tree(cls.concatenated_forward))
-                 if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple)}
+        sizes = {
+            len(n.value.elts)
+            for n in ast.walk(tree(cls.concatenated_forward))
+            if isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple)
+        }
         assert 5 in sizes, f"{label} returns tuples of {sorted(sizes)} values, not the 5 the override returns: {where}"
         assert self_calls(cls.get_batch_loss_metrics, "concatenated_forward"), (
             f"{trainer}.get_batch_loss_metrics no longer calls self.concatenated_forward: {where}"
@@ -512,8 +562,10 @@ def _(label):
 
 @contract("trl.trainer.utils.add_fused_lm_head")
 def _(label):
-    where = ("rlhf_lab/patches/shared_prompt.py wraps the forward it installs and calls it with fused_lm_head=, "
-             "labels=, shift_labels=, input_ids=, attention_mask=, position_ids=")
+    where = (
+        "rlhf_lab/patches/shared_prompt.py wraps the forward it installs and calls it with fused_lm_head=, "
+        "labels=, shift_labels=, input_ids=, attention_mask=, position_ids="
+    )
     func = load(label, where)
     forward = nested_code(func, "_fused_forward")
     assert forward is not None, f"{label} no longer installs a _fused_forward: {where}"
@@ -522,8 +574,11 @@ def _(label):
     assert not missing, f"{label}'s forward takes ({', '.join(named)}), without {sorted(missing)}: {where}"
     assert forward.co_flags & inspect.CO_VARKEYWORDS, f"{label}'s forward no longer takes **kwargs: {where}"
     dpo = load("trl.DPOTrainer", where)
-    calls = [n for n in ast.walk(tree(dpo.__init__)) if isinstance(n, ast.Call)
-             and getattr(n.func, "id", None) == "add_fused_lm_head"]
+    calls = [
+        n
+        for n in ast.walk(tree(dpo.__init__))
+        if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "add_fused_lm_head"
+    ]
     assert calls, f"DPOTrainer.__init__ no longer calls add_fused_lm_head: {where}"
 
 
@@ -551,11 +606,20 @@ for path, keywords in {
 
 # transformers: Trainer internals ----------------------------------------------------------------------------------
 
-SAVE_WHERE = ("rlhf_lab/checkpoints.py replaces it on each trainer and calls the original as (model, trial); "
-              "rlhf_lab/algorithms/ppo_trainer.py calls it")
-for trainer in ("transformers.Trainer", "trl.GRPOTrainer", "trl.DPOTrainer", "trl.KTOTrainer", "trl.RewardTrainer",
-                "trl.experimental.gkd.GKDTrainer", "trl.experimental.cpo.CPOTrainer",
-                "trl.experimental.orpo.ORPOTrainer"):
+SAVE_WHERE = (
+    "rlhf_lab/checkpoints.py replaces it on each trainer and calls the original as (model, trial); "
+    "rlhf_lab/algorithms/ppo_trainer.py calls it"
+)
+for trainer in (
+    "transformers.Trainer",
+    "trl.GRPOTrainer",
+    "trl.DPOTrainer",
+    "trl.KTOTrainer",
+    "trl.RewardTrainer",
+    "trl.experimental.gkd.GKDTrainer",
+    "trl.experimental.cpo.CPOTrainer",
+    "trl.experimental.orpo.ORPOTrainer",
+):
 
     @contract(f"{trainer}._save_checkpoint")
     def _(label, trainer=trainer):
@@ -612,8 +676,9 @@ def _(label):
     where = f"{PPO_WHERE} calls it (max_steps, None, None) for the wrapped model, optimizer and scheduler"
     cls = load("transformers.Trainer", where)
     expect_kind(cls, "_prepare_for_training", "function", label, where)
-    expect_params(cls._prepare_for_training, ["self", "max_steps", "train_dataloader", "resume_from_checkpoint"], label,
-                  where)
+    expect_params(
+        cls._prepare_for_training, ["self", "max_steps", "train_dataloader", "resume_from_checkpoint"], label, where
+    )
     returns = [n.value for n in ast.walk(tree(cls._prepare_for_training)) if isinstance(n, ast.Return)]
     assert returns and all(isinstance(r, ast.Tuple) and len(r.elts) == 2 for r in returns), (
         f"{label} no longer returns (model, train_dataloader): {where}"
@@ -666,12 +731,25 @@ def _(label):
 
 @contract("transformers.TrainerState")
 def _(label):
-    where = (f"{PPO_WHERE} builds it with is_local_process_zero=, is_world_process_zero=, stateful_callbacks= and "
-             "sets its fields")
+    where = (
+        f"{PPO_WHERE} builds it with is_local_process_zero=, is_world_process_zero=, stateful_callbacks= and "
+        "sets its fields"
+    )
     cls = load(label, where)
     fields = {f.name for f in dataclasses.fields(cls)}
-    used = {"is_local_process_zero", "is_world_process_zero", "stateful_callbacks", "max_steps", "num_train_epochs",
-            "logging_steps", "save_steps", "global_step", "epoch", "log_history", "total_flos"}
+    used = {
+        "is_local_process_zero",
+        "is_world_process_zero",
+        "stateful_callbacks",
+        "max_steps",
+        "num_train_epochs",
+        "logging_steps",
+        "save_steps",
+        "global_step",
+        "epoch",
+        "log_history",
+        "total_flos",
+    }
     assert not used - fields, f"{label} has no {sorted(used - fields)}: {where}"
 
 
@@ -745,8 +823,10 @@ def _(label):
 
 @contract("transformers.modeling_layers.GenericForSequenceClassification")
 def _(label):
-    where = ("rlhf_lab/models/vision.py mixes it into vision reward models; rlhf_lab/algorithms/ppo_models.py reads "
-             "the backbone at base_model_prefix and the .score head of sequence classifiers")
+    where = (
+        "rlhf_lab/models/vision.py mixes it into vision reward models; rlhf_lab/algorithms/ppo_models.py reads "
+        "the backbone at base_model_prefix and the .score head of sequence classifiers"
+    )
     cls = load(label, where)
     expect_params(cls.__init__, ["self", "config"], label + ".__init__", where)
     expect_attribute(cls, "score", label, where)
@@ -810,8 +890,10 @@ def auto_keys(config: dict, prefix: str = "") -> set[str]:
 
 @contract("transformers.integrations.deepspeed.HfTrainerDeepSpeedConfig.trainer_config_process")
 def _(label):
-    where = ("rlhf_lab/schema/distributed.py DeepSpeedConfig.deepspeed_json() leaves these values 'auto' for "
-             "transformers to fill")
+    where = (
+        "rlhf_lab/schema/distributed.py DeepSpeedConfig.deepspeed_json() leaves these values 'auto' for "
+        "transformers to fill"
+    )
     filled = string_constants(load(label, where))
     for config in deepspeed_configs():
         unfilled = auto_keys(config) - filled

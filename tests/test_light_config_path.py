@@ -22,11 +22,20 @@ print("CHARS=" + str(len(out.getvalue())))
 """
 
 
-@pytest.mark.parametrize("args", [["--cfg", "job"], ["--help"], ["--cfg", "job", "algorithm.beta=0.3", "model=tiny"],
-                                  ["--cfg", "job", "algorithm=grpo", "dataset=arith_math", "model=tiny"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--cfg", "job"],
+        ["--help"],
+        ["--cfg", "job", "algorithm.beta=0.3", "model=tiny"],
+        ["--cfg", "job", "algorithm=grpo", "dataset=arith_math", "model=tiny"],
+    ],
+)
 def test_config_only_commands_import_nothing_heavy(tmp_path, args):
     start = time.time()
-    proc = subprocess.run([sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)], cwd=tmp_path, capture_output=True, text=True
+    )
     elapsed = time.time() - start
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stdout, proc.stdout
@@ -37,7 +46,9 @@ def test_config_only_commands_import_nothing_heavy(tmp_path, args):
 def test_cfg_job_shows_overrides(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "rlhf_lab", "--cfg", "job", "algorithm.beta=0.3", "tuner=full"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0
     assert "beta: 0.3" in proc.stdout and "name: full" in proc.stdout
@@ -71,7 +82,10 @@ print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules))
 def test_validating_online_runs_imports_nothing_heavy(tmp_path, overrides):
     # Rewards are resolved and checked, presets looked up, all without the training stack.
     proc = subprocess.run(
-        [sys.executable, "-c", VALIDATE.format(overrides=overrides, heavy=HEAVY)], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", VALIDATE.format(overrides=overrides, heavy=HEAVY)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stdout, proc.stdout

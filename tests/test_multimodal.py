@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import read_summary, run_cli
 from PIL import Image
 
-from conftest import read_summary, run_cli
 from rlhf_lab.data.images import PixelBounds
 from rlhf_lab.data.load import load_file, load_splits
 from rlhf_lab.errors import ConfigError, DataError
@@ -53,14 +53,23 @@ def picture(path: Path, size=(40, 30), colour=(200, 30, 30)) -> Path:
 
 # ---- rows with images: checked at load time, decoded per batch -------------------------------------------------
 
+
 def test_image_paths_resolve_against_the_data_file_and_tags_become_image_blocks(tmp_path, monkeypatch):
     picture(tmp_path / "data" / "img" / "a.png")
     path = write_rows(tmp_path / "data", [pair("Look <image> here: how many?", ["img/a.png"])])
     monkeypatch.chdir(tmp_path)  # not the data file's folder
     row = load_file(path, "pairs", lenient=False, dropped=[])[0]
     assert row["images"] == [str(tmp_path / "data" / "img" / "a.png")]
-    assert row["prompt"] == [{"role": "user", "content": [
-        {"type": "text", "text": "Look "}, {"type": "image"}, {"type": "text", "text": " here: how many?"}]}]
+    assert row["prompt"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Look "},
+                {"type": "image"},
+                {"type": "text", "text": " here: how many?"},
+            ],
+        }
+    ]
     assert row["chosen"] == [{"role": "assistant", "content": [{"type": "text", "text": "Two."}]}]
 
 
@@ -153,6 +162,7 @@ def test_an_image_that_breaks_after_loading_is_a_data_error_naming_the_row(tmp_p
 
 # ---- the tiny vision-language model --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def tiny_vl_dir():
     from rlhf_lab.models.tiny_vl import ensure_tiny_vl
@@ -225,7 +235,7 @@ def test_vision_logps_equal_one_unpadded_sequence_at_a_time_and_depend_on_the_im
             for half, side in enumerate(("chosen", "rejected")):
                 image = Image.open(row["images"][0]).convert("RGB")
                 prompt = processor.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
-                answer = processor.apply_chat_template(row["prompt"] + row[side], tokenize=False)[len(prompt):]
+                answer = processor.apply_chat_template(row["prompt"] + row[side], tokenize=False)[len(prompt) :]
                 enc = processor(text=[prompt + answer], images=[image], return_tensors="pt", add_special_tokens=False)
                 n_prompt = processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"].size(1)
                 logits = model(**enc).logits[0, :-1]
@@ -240,17 +250,25 @@ def test_vision_logps_equal_one_unpadded_sequence_at_a_time_and_depend_on_the_im
 
 # ---- every algorithm that reads images, on the bundled shapes data ----------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def vision_runs(tmp_path_factory, tiny_vl_dir):
     tmp = tmp_path_factory.mktemp("vision")
     # fp32, so that a reloaded model's scores can be compared with the run's to 1e-4 (bf16 rounds at ~4e-3)
-    sweep = run_cli(["-m", *VL_TINY, f"algorithm={','.join(OFFLINE)}", "train.bf16=false", f"hydra.sweep.dir={tmp}/sweep"],
-                    cwd=tmp)
+    sweep = run_cli(
+        ["-m", *VL_TINY, f"algorithm={','.join(OFFLINE)}", "train.bf16=false", f"hydra.sweep.dir={tmp}/sweep"], cwd=tmp
+    )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     grpo = run_cli(
         # accuracy and format are 0 for every answer of a random model; answer length varies, so GRPO learns
-        [*VL_TINY, "algorithm=grpo", "algorithm.num_generations=2", "algorithm.max_completion_length=8",
-         "algorithm.reward_funcs=[accuracy,helpers.custom_rewards:Scaled]", f"hydra.run.dir={tmp}/grpo"],
+        [
+            *VL_TINY,
+            "algorithm=grpo",
+            "algorithm.num_generations=2",
+            "algorithm.max_completion_length=8",
+            "algorithm.reward_funcs=[accuracy,helpers.custom_rewards:Scaled]",
+            f"hydra.run.dir={tmp}/grpo",
+        ],
         cwd=tmp,
         env={"PYTHONPATH": str(Path(__file__).resolve().parent)},
     )
@@ -311,6 +329,7 @@ def test_vision_reward_model_reloads_and_scores_images_as_evaluated(vision_runs,
 
 def test_vision_reward_loss_equals_its_formula_with_margins(compose, tmp_path, tiny_vl_dir):
     from conftest import build_trainer
+
     from rlhf_lab.algorithms.vision import model_inputs
 
     rows = [json.loads(line) for line in (SHAPES / "train.jsonl").read_text().splitlines()[:4]]
@@ -318,8 +337,15 @@ def test_vision_reward_loss_equals_its_formula_with_margins(compose, tmp_path, t
         row["margin"], row["images"] = 0.5 * i, [str(SHAPES / row["images"][0])]
     path = write_rows(tmp_path / "data", rows)
     trainer = build_trainer(
-        compose, tmp_path, ["model=tiny_vl", "algorithm=rm", "dataset=custom", f"dataset.path={path}",
-                            "algorithm.center_rewards_coefficient=0.01"],
+        compose,
+        tmp_path,
+        [
+            "model=tiny_vl",
+            "algorithm=rm",
+            "dataset=custom",
+            f"dataset.path={path}",
+            "algorithm.center_rewards_coefficient=0.01",
+        ],
     )
     batch = trainer.data_collator([{"index": i} for i in range(4)])
     assert batch["margin"].tolist() == [0.0, 0.5, 1.0, 1.5] and batch["pixel_values"].size(0) > 0
@@ -336,9 +362,16 @@ def test_grpo_generates_from_the_images(compose, tmp_path, tiny_vl_dir):
     from conftest import build_trainer
 
     trainer = build_trainer(
-        compose, tmp_path,
-        ["model=tiny_vl", "dataset=shapes", "algorithm=grpo", "algorithm.max_completion_length=4",
-         "train.per_device_train_batch_size=4", "algorithm.num_generations=2"],
+        compose,
+        tmp_path,
+        [
+            "model=tiny_vl",
+            "dataset=shapes",
+            "algorithm=grpo",
+            "algorithm.max_completion_length=4",
+            "train.per_device_train_batch_size=4",
+            "algorithm.num_generations=2",
+        ],
     )
     rows = [dict(trainer.train_dataset[i]) for i in (0, 0, 1, 1)]
     assert isinstance(rows[0]["images"][0], str)  # references until generation
@@ -356,8 +389,9 @@ def test_images_with_a_text_only_model_fail_before_loading_it(tmp_path, tiny_mod
 def test_a_bad_image_row_stops_the_cli_with_one_line(tmp_path):
     shutil.copy(SHAPES / "images" / "000.png", tmp_path / "a.png")
     path = write_rows(tmp_path, [pair("<image>How many?", ["a.png"]), pair("<image>How many?", ["b.png"])])
-    proc = run_cli(["model=tiny_vl", "dataset=custom", f"dataset.path={path}", f"hydra.run.dir={tmp_path}/run"],
-                   cwd=tmp_path)
+    proc = run_cli(
+        ["model=tiny_vl", "dataset=custom", f"dataset.path={path}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"data error: {path}:2: field 'images[0]': image file not found: {tmp_path}/b.png")

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from conftest import TINY, build_trainer, logged_metrics, read_summary, run_cli
 
 PPO_TINY = [*TINY, "algorithm=ppo", "dataset=arith_math", "algorithm.max_completion_length=8"]
@@ -67,9 +66,12 @@ def test_rollout_log_probs_and_values_line_up_with_the_update_and_a_plain_forwar
     assert math.isfinite(stats["score"])
 
 
-def test_lora_critic_shares_the_reward_model_weights_and_the_reward_does_not_drift(compose, tmp_path, tiny_reward_model):
-    from rlhf_lab.algorithms.ppo_models import RewardScorer
+def test_lora_critic_shares_the_reward_model_weights_and_the_reward_does_not_drift(
+    compose, tmp_path, tiny_reward_model
+):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rlhf_lab.algorithms.ppo_models import RewardScorer
 
     trainer = build_trainer(
         compose, tmp_path, [*PPO_TINY, f"algorithm.reward_model={tiny_reward_model}", "train.learning_rate=0.05"]
@@ -83,20 +85,30 @@ def test_lora_critic_shares_the_reward_model_weights_and_the_reward_does_not_dri
     prompts = [r["prompt"] for r in rows]
     texts = ["4", "The answer is 12.", "I do not know"]
     fresh = AutoModelForSequenceClassification.from_pretrained(tiny_reward_model)
-    reference = RewardScorer([], None, reward_model=fresh, reward_tokenizer=AutoTokenizer.from_pretrained(tiny_reward_model),
-                             batch_size=64)
+    reference = RewardScorer(
+        [], None, reward_model=fresh, reward_tokenizer=AutoTokenizer.from_pretrained(tiny_reward_model), batch_size=64
+    )
     expected = reference.model_scores(prompts, texts)
     assert torch.allclose(trainer.scorer.model_scores(prompts, texts), expected, atol=1e-5)
     with torch.no_grad():  # while the critic itself now says something else
         enc = reference.reward_tokenizer(
-            [reference.reward_tokenizer.apply_chat_template([*p, {"role": "assistant", "content": t}], tokenize=False)
-             for p, t in zip(prompts, texts)], return_tensors="pt", padding=True, padding_side="right",
+            [
+                reference.reward_tokenizer.apply_chat_template(
+                    [*p, {"role": "assistant", "content": t}], tokenize=False
+                )
+                for p, t in zip(prompts, texts)
+            ],
+            return_tensors="pt",
+            padding=True,
+            padding_side="right",
             add_special_tokens=False,
         )
         assert not torch.allclose(trainer.model.value_model(**enc).logits[:, 0], expected, atol=1e-3)
 
 
-def test_ppo_end_to_end_with_accumulation_saves_a_policy_and_critic_that_reload(tmp_path, tiny_reward_model, tiny_model_dir):
+def test_ppo_end_to_end_with_accumulation_saves_a_policy_and_critic_that_reload(
+    tmp_path, tiny_reward_model, tiny_model_dir
+):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -126,8 +138,20 @@ def test_ppo_end_to_end_with_accumulation_saves_a_policy_and_critic_that_reload(
     assert summary["ppo"]["optimizer_steps"] == 8
     assert math.isfinite(summary["train_loss"])
     metrics = logged_metrics(run_dir)
-    for name in ("score", "kl", "entropy", "policy/clip_fraction", "policy/approx_kl", "loss/policy", "loss/value",
-                 "value/clip_fraction", "return_mean", "advantage_mean", "reward/reward_model", "eos_fraction"):
+    for name in (
+        "score",
+        "kl",
+        "entropy",
+        "policy/clip_fraction",
+        "policy/approx_kl",
+        "loss/policy",
+        "loss/value",
+        "value/clip_fraction",
+        "return_mean",
+        "advantage_mean",
+        "reward/reward_model",
+        "eos_fraction",
+    ):
         assert name in metrics, name
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
@@ -142,14 +166,19 @@ def test_ppo_end_to_end_with_accumulation_saves_a_policy_and_critic_that_reload(
         before = base(input_ids=ids).logits
         after = PeftModel.from_pretrained(base, adapter).eval()(input_ids=ids).logits
     assert not torch.allclose(before, after, atol=1e-6)  # the policy moved and its adapter reloads
-    critic = PeftModel.from_pretrained(AutoModelForSequenceClassification.from_pretrained(tiny_reward_model), adapter / "value_model")
+    critic = PeftModel.from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained(tiny_reward_model), adapter / "value_model"
+    )
     assert critic(input_ids=ids).logits.shape == (1, 1)
 
 
 def test_ppo_full_tuning_with_reward_functions_only(tmp_path, tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    proc = run_cli([*PPO_TINY, "tuner=full", "algorithm.reward_funcs=[accuracy]", "train.max_steps=1", "train.eval=false"], tmp_path)
+    proc = run_cli(
+        [*PPO_TINY, "tuner=full", "algorithm.reward_funcs=[accuracy]", "train.max_steps=1", "train.eval=false"],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     summary = read_summary(run_dir)
@@ -167,7 +196,10 @@ def test_ppo_full_tuning_with_reward_functions_only(tmp_path, tiny_model_dir):
         (["algorithm=ppo"], "config error: algorithm.reward_funcs: PPO needs at least one reward"),
         (["algorithm=ppo", "algorithm.reward_model=/nonexistent/rm"], "/nonexistent/rm"),
         (["algorithm=ppo", "algorithm.reward_funcs=[accuracy]", "algorithm.kl_estimator=k2"], "algorithm.kl_estimator"),
-        (["algorithm=ppo", "algorithm.reward_funcs=[accuracy]", "algorithm.lam=1.5"], "algorithm.lam: must be in [0.0, 1.0]"),
+        (
+            ["algorithm=ppo", "algorithm.reward_funcs=[accuracy]", "algorithm.lam=1.5"],
+            "algorithm.lam: must be in [0.0, 1.0]",
+        ),
     ],
 )
 def test_ppo_config_errors_are_one_line(tmp_path, args, expected):
@@ -182,6 +214,18 @@ def test_ppo_defaults_follow_ms_swift(compose, tmp_path):
 
     a = build_run(compose(["algorithm=ppo", "algorithm.reward_funcs=[accuracy]"]), tmp_path).algorithm
     assert (a.num_ppo_epochs, a.kl_coef, a.cliprange, a.vf_coef, a.cliprange_value, a.gamma, a.lam) == (
-        4, 0.05, 0.2, 0.1, 0.2, 1.0, 0.95)
-    assert (a.whiten_rewards, a.max_completion_length, a.num_mini_batches, a.missing_eos_penalty) == (False, 512, 1, None)
+        4,
+        0.05,
+        0.2,
+        0.1,
+        0.2,
+        1.0,
+        0.95,
+    )
+    assert (a.whiten_rewards, a.max_completion_length, a.num_mini_batches, a.missing_eos_penalty) == (
+        False,
+        512,
+        1,
+        None,
+    )
     assert a.kl_estimator == "k1" and a.value_model is None and a.reward_model is None

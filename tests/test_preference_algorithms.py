@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import TINY, logged_metrics, read_summary, run_cli
+
 from rlhf_lab.run import build_run
 
 # algorithm -> (extra overrides, metrics its trainer must log, what the run saves)
@@ -98,11 +98,22 @@ def build_trainer(compose, tmp_path, overrides):
     "overrides,expected",
     [
         (["algorithm=simpo"], dict(loss_type="simpo", simpo_gamma=1.0, cpo_alpha=0.0, beta=2.0)),
-        (["algorithm=simpo", "algorithm.simpo_gamma=0.3", "algorithm.cpo_alpha=0.5"], dict(simpo_gamma=0.3, cpo_alpha=0.5)),
-        (["algorithm=cpo", "algorithm.loss_type=ipo", "algorithm.beta=0.2"], dict(loss_type="ipo", beta=0.2, cpo_alpha=1.0)),
+        (
+            ["algorithm=simpo", "algorithm.simpo_gamma=0.3", "algorithm.cpo_alpha=0.5"],
+            dict(simpo_gamma=0.3, cpo_alpha=0.5),
+        ),
+        (
+            ["algorithm=cpo", "algorithm.loss_type=ipo", "algorithm.beta=0.2"],
+            dict(loss_type="ipo", beta=0.2, cpo_alpha=1.0),
+        ),
         (["algorithm=orpo", "algorithm.beta=0.25"], dict(beta=0.25)),
         (
-            ["algorithm=kto", "dataset=arith_kto", "algorithm.desirable_weight=1.5", "algorithm.undesirable_weight=0.5"],
+            [
+                "algorithm=kto",
+                "dataset=arith_kto",
+                "algorithm.desirable_weight=1.5",
+                "algorithm.undesirable_weight=0.5",
+            ],
             dict(desirable_weight=1.5, undesirable_weight=0.5, beta=0.1, loss_type="kto"),
         ),
     ],

@@ -10,8 +10,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import TINY, read_summary, run_cli
+
 from rlhf_lab.checkpoints import MANIFEST, STAGING, problem, resume_point, rotate, write_manifest
 
 SMALL = [*TINY, "train.eval=false"]
@@ -73,8 +73,15 @@ def test_resume_from_a_path_that_is_not_a_complete_checkpoint_is_a_config_error(
 
 
 def start(args, tmp_path, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "rlhf_lab", *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "WANDB_SILENT": "true"}, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rlhf_lab", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WANDB_SILENT": "true"},
+        **kwargs,
+    )
 
 
 def wait_for_steps(run_dir, steps, proc, timeout=300):
@@ -90,8 +97,7 @@ def wait_for_steps(run_dir, steps, proc, timeout=300):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_checkpoints_then_the_same_command_resumes(tmp_path, tiny_model_dir, sig):
     run_dir = tmp_path / "run"
-    args = [*SMALL, "train.max_steps=400", "train.save_steps=0", "train.save_total_limit=2",
-            f"hydra.run.dir={run_dir}"]
+    args = [*SMALL, "train.max_steps=400", "train.save_steps=0", "train.save_total_limit=2", f"hydra.run.dir={run_dir}"]
     proc = start(args, tmp_path)
     wait_for_steps(run_dir, 3, proc)
     proc.send_signal(sig)
@@ -106,8 +112,16 @@ def test_a_stop_signal_checkpoints_then_the_same_command_resumes(tmp_path, tiny_
     assert not (run_dir / "adapter").exists()  # no final model from a run that did not finish
 
     # The same command, shortened: it resumes from the checkpoint and completes.
-    proc = run_cli([*SMALL, f"train.max_steps={step + 3}", "train.save_steps=1", "train.save_total_limit=2",
-                    f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            *SMALL,
+            f"train.max_steps={step + 3}",
+            "train.save_steps=1",
+            "train.save_total_limit=2",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = read_summary(run_dir)
     assert summary["status"] == "completed" and summary["resumed_from"] == checkpoint
@@ -139,8 +153,14 @@ def test_a_full_disk_at_checkpoint_time_is_one_line_and_leaves_no_checkpoint(tmp
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "rlhf_lab", *SMALL, "train.save_steps=1", f"hydra.run.dir={run_dir}"],
-                          cwd=tmp_path, capture_output=True, text=True, preexec_fn=one_megabyte_files, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlhf_lab", *SMALL, "train.save_steps=1", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=one_megabyte_files,
+        timeout=300,
+    )
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("output error: no space to write a checkpoint under") and "train.save_total_limit" in line
@@ -164,31 +184,45 @@ def test_a_model_that_ships_code_needs_trust_remote_code(tmp_path, tiny_model_di
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     config = json.loads((model / "config.json").read_text())
-    config.update(model_type="my_custom_llm", architectures=["MyModel"],
-                  auto_map={"AutoConfig": "configuration_my.MyConfig", "AutoModelForCausalLM": "modeling_my.MyModel"})
+    config.update(
+        model_type="my_custom_llm",
+        architectures=["MyModel"],
+        auto_map={"AutoConfig": "configuration_my.MyConfig", "AutoModelForCausalLM": "modeling_my.MyModel"},
+    )
     (model / "config.json").write_text(json.dumps(config))
     marker = tmp_path / "code_ran"
     (model / "configuration_my.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     proc = run_cli([*SMALL, f"model.name_or_path={model}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"model error: {model} ships its own code; set model.trust_remote_code=true if you trust its authors")
+        f"model error: {model} ships its own code; set model.trust_remote_code=true if you trust its authors"
+    )
     assert not marker.exists()  # its code was never imported
 
 
 def test_secrets_never_reach_the_run_directory_or_the_logs(tmp_path, tiny_model_dir):
-    secrets = {"WANDB_API_KEY": "fakewandbkey" + "0" * 28, "HF_TOKEN": "hf_fakeTokenNeverWritten",
-               "OPENAI_API_KEY": "sk-fake-never-written", "AWS_SECRET_ACCESS_KEY": "awsFakeSecretNeverWritten"}
+    secrets = {
+        "WANDB_API_KEY": "fakewandbkey" + "0" * 28,
+        "HF_TOKEN": "hf_fakeTokenNeverWritten",
+        "OPENAI_API_KEY": "sk-fake-never-written",
+        "AWS_SECRET_ACCESS_KEY": "awsFakeSecretNeverWritten",
+    }
     run_dir = tmp_path / "run"
-    proc = run_cli([*SMALL, "train.save_steps=1", "logger=wandb", "logger.mode=offline", f"hydra.run.dir={run_dir}"],
-                   cwd=tmp_path, env=secrets)
+    proc = run_cli(
+        [*SMALL, "train.save_steps=1", "logger=wandb", "logger.mode=offline", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env=secrets,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     names = {p.name for p in files}
     # what is searched: the config, summary, metrics, checkpoints, the saved adapter and wandb's offline run
     assert {"config.yaml", "summary.json", "metrics.jsonl", "trainer_state.json", "adapter_model.safetensors"} <= names
     assert any(p.suffix == ".wandb" for p in files)
-    written = [(p, p.read_bytes()) for p in files] + [("stdout", proc.stdout.encode()), ("stderr", proc.stderr.encode())]
+    written = [(p, p.read_bytes()) for p in files] + [
+        ("stdout", proc.stdout.encode()),
+        ("stderr", proc.stderr.encode()),
+    ]
     assert any(b"rlhf_lab" in data for _, data in written)  # the search reads what was written
     for name, value in secrets.items():
         leaks = [str(p) for p, data in written if value.encode() in data]
@@ -227,14 +261,21 @@ def test_a_sweep_survives_a_crashing_job_and_memory_stays_flat(tmp_path, tiny_mo
     )
     sweep = tmp_path / "sweep"
     seeds = ",".join(str(s) for s in range(1, 11))
-    proc = subprocess.run([sys.executable, str(driver), "-m", *SMALL, f"train.seed={seeds}",
-                           f"hydra.sweep.dir={sweep}"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(driver), "-m", *SMALL, f"train.seed={seeds}", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 1 and "1 of 10 jobs failed" in proc.stderr
     summaries = [read_summary(sweep / str(i)) for i in range(10)]
     assert [s["status"] for s in summaries] == ["completed"] * 2 + ["failed"] + ["completed"] * 7
     crashed = summaries[2]
     assert crashed["error"] == "RuntimeError: boom in job 3"
-    assert "boom in job 3" in (sweep / "2" / "traceback.txt").read_text() and crashed["traceback"].endswith("traceback.txt")
+    assert "boom in job 3" in (sweep / "2" / "traceback.txt").read_text() and crashed["traceback"].endswith(
+        "traceback.txt"
+    )
     table = (sweep / "sweep_summary.md").read_text()
     assert "RuntimeError: boom in job 3" in table and str(sweep / "2" / "traceback.txt") in table
     # What each job leaves alive once it has ended, counted by the collector: no tensors beyond a few bytes and no
@@ -252,8 +293,18 @@ def test_a_sweep_survives_a_crashing_job_and_memory_stays_flat(tmp_path, tiny_mo
 
 def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path, tiny_model_dir):
     sweep = tmp_path / "sweep"
-    proc = start(["-m", "hydra/launcher=submitit_local", *SMALL, "train.max_steps=60", "train.save_steps=0",
-                  "algorithm.beta=0.1", f"hydra.sweep.dir={sweep}"], tmp_path)
+    proc = start(
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            *SMALL,
+            "train.max_steps=60",
+            "train.save_steps=0",
+            "algorithm.beta=0.1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
     wait_for_steps(sweep / "0", 3, proc)
     # submitit's job process (its task): the preemption signal SLURM sends through submitit.
     task = subprocess.run(["pgrep", "-f", f"submitit.core._submit {sweep}"], capture_output=True, text=True)

@@ -12,23 +12,41 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import ROOT
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.resume
 
 STEPS = 6
-COMMON = ["model=tiny", f"train.max_steps={STEPS}", "train.save_steps=1", "train.logging_steps=1",
-          "train.gradient_accumulation_steps=1", "dataset.max_samples=16", "train.eval=false"]
+COMMON = [
+    "model=tiny",
+    f"train.max_steps={STEPS}",
+    "train.save_steps=1",
+    "train.logging_steps=1",
+    "train.gradient_accumulation_steps=1",
+    "dataset.max_samples=16",
+    "train.eval=false",
+]
 # Rewards that differ between answers, so GRPO and PPO have something to learn from the first step.
 LENGTH = "algorithm.reward_funcs=[helpers.custom_rewards:Scaled]"
 ALGORITHMS = {
     "dpo": ["algorithm=dpo", "train.per_device_train_batch_size=2"],
-    "grpo": ["algorithm=grpo", "dataset=arith_math", "algorithm.num_generations=2",
-             "algorithm.max_completion_length=8", LENGTH, "train.per_device_train_batch_size=4"],
-    "ppo": ["algorithm=ppo", "dataset=arith_math", LENGTH, "algorithm.max_completion_length=8",
-            "algorithm.num_ppo_epochs=2", "train.per_device_train_batch_size=2"],
+    "grpo": [
+        "algorithm=grpo",
+        "dataset=arith_math",
+        "algorithm.num_generations=2",
+        "algorithm.max_completion_length=8",
+        LENGTH,
+        "train.per_device_train_batch_size=4",
+    ],
+    "ppo": [
+        "algorithm=ppo",
+        "dataset=arith_math",
+        LENGTH,
+        "algorithm.max_completion_length=8",
+        "algorithm.num_ppo_epochs=2",
+        "train.per_device_train_batch_size=2",
+    ],
 }
 
 
@@ -37,16 +55,27 @@ def command(algorithm, run_dir):
 
 
 def run(algorithm, run_dir):
-    proc = subprocess.run(command(algorithm, run_dir), cwd=ROOT / "tests", capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "WANDB_SILENT": "true"})
+    proc = subprocess.run(
+        command(algorithm, run_dir),
+        cwd=ROOT / "tests",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "WANDB_SILENT": "true"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
 
 def kill_after_checkpoint(algorithm, run_dir, checkpoint: int):
     """Start the run, SIGKILL it as soon as checkpoint-<checkpoint> has been renamed into place."""
-    proc = subprocess.Popen(command(algorithm, run_dir), cwd=ROOT / "tests", stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "WANDB_SILENT": "true"})
+    proc = subprocess.Popen(
+        command(algorithm, run_dir),
+        cwd=ROOT / "tests",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "WANDB_SILENT": "true"},
+    )
     target = run_dir / "checkpoints" / f"checkpoint-{checkpoint}"
     deadline = time.time() + 600
     while not target.is_dir() and proc.poll() is None and time.time() < deadline:

@@ -1,15 +1,15 @@
 """Speed-ups change nothing that is learned: the packed DPO layout against TRL's, GRPO's generation mode."""
 
 from contextlib import contextmanager, nullcontext
+from unittest.mock import patch
 
 import pytest
 import torch
-from unittest.mock import patch
-
 from conftest import TINY, build_trainer
-from rlhf_lab.patches.shared_prompt import CHOSEN, PAD, PROMPT, REJECTED, pack_pairs
+
 from rlhf_lab.algorithms.grpo_trainer import LabGRPOTrainer
 from rlhf_lab.patches.scored_positions import score_every_position, score_only_labelled_positions
+from rlhf_lab.patches.shared_prompt import CHOSEN, PAD, PROMPT, REJECTED, pack_pairs
 
 # ---- the packed layout, on a hand-made TRL batch ----
 
@@ -105,9 +105,16 @@ def first_step(compose, tmp_path, overrides, plain=False, bf16=False):
     return loss.item(), grads, metrics
 
 
-@pytest.mark.parametrize("setting", [[], ["model.attn_implementation=eager"], ["tuner=full"],
-                                     ["algorithm.loss_type=[sigmoid,ipo]", "algorithm.rpo_alpha=0.5"]],
-                         ids=["lora-sdpa", "eager", "full", "ipo-rpo"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        [],
+        ["model.attn_implementation=eager"],
+        ["tuner=full"],
+        ["algorithm.loss_type=[sigmoid,ipo]", "algorithm.rpo_alpha=0.5"],
+    ],
+    ids=["lora-sdpa", "eager", "full", "ipo-rpo"],
+)
 def test_fast_dpo_learns_what_plain_trl_learns(compose, tmp_path, tiny_model_dir, setting):
     fast = first_step(compose, tmp_path / "fast", setting)
     plain = first_step(compose, tmp_path / "plain", setting, plain=True)
@@ -132,8 +139,10 @@ def test_fast_dpo_in_bf16_autocast_stays_within_bf16_rounding_of_plain_fp32(comp
     assert fast[0] != plain[0]  # bf16 really ran
     for key in ("logps/chosen", "logps/rejected"):
         assert fast[2][key] == pytest.approx(plain[2][key], rel=2e-4), key
-    cosines = [torch.nn.functional.cosine_similarity(fast[1][n].flatten(), plain[1][n].flatten(), dim=0).item()
-               for n in plain[1]]
+    cosines = [
+        torch.nn.functional.cosine_similarity(fast[1][n].flatten(), plain[1][n].flatten(), dim=0).item()
+        for n in plain[1]
+    ]
     assert min(cosines) > 0.9
 
 
@@ -141,8 +150,9 @@ def kto_first_step(compose, tmp_path, plain: bool):
     """Loss, gradients and KTO metrics of the first batch, the policy moved off its reference; plain: TRL's layout
     (the LM head over every position)."""
     torch.manual_seed(0)
-    trainer = build_trainer(compose, tmp_path, [*TINY, "algorithm=kto", "dataset=arith_kto",
-                                                "train.per_device_train_batch_size=4"])
+    trainer = build_trainer(
+        compose, tmp_path, [*TINY, "algorithm=kto", "dataset=arith_kto", "train.per_device_train_batch_size=4"]
+    )
     batch = next(iter(trainer.get_train_dataloader()))
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -184,9 +194,16 @@ def test_kto_scoring_only_answers_learns_what_every_position_learns(compose, tmp
 
 # ---- GRPO: samples from the policy without dropout, scores only the answer positions ----
 
-GRPO_TINY = [*TINY, "algorithm=grpo", "dataset=arith_math", "train.per_device_train_batch_size=4",
-             "algorithm.num_generations=2", "algorithm.max_completion_length=8", "train.max_steps=1",
-             "train.logging_steps=1"]
+GRPO_TINY = [
+    *TINY,
+    "algorithm=grpo",
+    "dataset=arith_math",
+    "train.per_device_train_batch_size=4",
+    "algorithm.num_generations=2",
+    "algorithm.max_completion_length=8",
+    "train.max_steps=1",
+    "train.logging_steps=1",
+]
 
 
 def grpo_first_step(compose, tmp_path, overrides, plain: bool):

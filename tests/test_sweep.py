@@ -8,8 +8,14 @@ from conftest import TINY, run_cli
 
 def test_sweep_summary_with_a_failing_job(tmp_path):
     proc = run_cli(
-        ["-m", *TINY, "train.max_steps=1", "algorithm.beta=0.1,-1", "algorithm.loss_type=sigmoid,ipo",
-         f"hydra.sweep.dir={tmp_path}/sweep"],
+        [
+            "-m",
+            *TINY,
+            "train.max_steps=1",
+            "algorithm.beta=0.1,-1",
+            "algorithm.loss_type=sigmoid,ipo",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
         cwd=tmp_path,
     )
     sweep = tmp_path / "sweep"

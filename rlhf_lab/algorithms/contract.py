@@ -35,5 +35,7 @@ def lab(trainer_class: type) -> type:
 
 def check_contract(trainer, builder: str) -> None:
     if not isinstance(trainer, LabTrainer):
-        raise TypeError(f"{builder} returned a {type(trainer).__name__}, which is not a LabTrainer "
-                        "(rlhf_lab/algorithms/contract.py): wrap the class with contract.lab")
+        raise TypeError(
+            f"{builder} returned a {type(trainer).__name__}, which is not a LabTrainer "
+            "(rlhf_lab/algorithms/contract.py): wrap the class with contract.lab"
+        )

@@ -3,8 +3,8 @@ With images, algorithms/vision_trainers.py feeds the same trainer vision batches
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.common import TrainInputs, trainer_args, trl_dataset, vision_pairs
+from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.dpo import TRL_COLUMNS
 from rlhf_lab.run import Run
 

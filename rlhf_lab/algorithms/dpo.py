@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args, trl_dataset
+from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import DPOConfig
 
@@ -37,15 +37,14 @@ def loss_terms(cfg: DPOConfig) -> tuple[list[str], list[float]]:
 TRL_COLUMNS = ("prompt", "chosen", "rejected")
 
 
-
 def build(run: Run, inputs: TrainInputs):
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
     from rlhf_lab.algorithms.lazy_rows import per_batch, row_indices
+    from rlhf_lab.algorithms.vision import feed_images, index_dataset
     from rlhf_lab.patches.scored_positions import score_only_labelled_positions
     from rlhf_lab.patches.shared_prompt import share_prompts_in
-    from rlhf_lab.algorithms.vision import feed_images, index_dataset
 
     cfg: DPOConfig = run.algorithm
     score_only_labelled_positions()
@@ -61,7 +60,9 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS)
+    dataset = (
+        index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS)
+    )
     trainer = lab(per_batch(DPOTrainer) if lazy else DPOTrainer)(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,

@@ -63,8 +63,9 @@ def generate(model, *args, generation_config=None, logits_processor=None, **kwar
     """model.generate, drawing sampled tokens by inverse CDF (see the module's note); anything else unchanged."""
     warpers = sampling_warpers(generation_config)
     if warpers is None:
-        return type(model).generate(model, *args, generation_config=generation_config,
-                                    logits_processor=logits_processor, **kwargs)
+        return type(model).generate(
+            model, *args, generation_config=generation_config, logits_processor=logits_processor, **kwargs
+        )
     greedy = copy.deepcopy(generation_config)
     greedy.do_sample = False
     greedy.temperature = greedy.top_k = greedy.top_p = greedy.min_p = None

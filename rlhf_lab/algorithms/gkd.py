@@ -9,9 +9,7 @@ from rlhf_lab.errors import ModelError
 from rlhf_lab.run import Run
 from rlhf_lab.schema.online import GKDConfig
 
-
 TRL_COLUMNS = ("messages",)
-
 
 
 def check_shared_vocabulary(student_tokenizer, teacher_tokenizer, student, teacher, teacher_name: str) -> None:

@@ -8,7 +8,6 @@ from rlhf_lab.run import Run
 from rlhf_lab.schema.online import GRPOConfig
 
 
-
 def trl_args(run: Run, bf16: bool):
     from trl import GRPOConfig as TRLGRPOConfig
 
@@ -95,5 +94,8 @@ def use_generation_copy(run: Run, inputs: TrainInputs) -> bool:
         return False
     if cfg.generation_copy == "on":
         return True
-    return (cfg.generation_copy_blocker(run.tuner.name, run.distributed.backend) is None and inputs.bf16
-            and not torch.cuda.is_available())
+    return (
+        cfg.generation_copy_blocker(run.tuner.name, run.distributed.backend) is None
+        and inputs.bf16
+        and not torch.cuda.is_available()
+    )

@@ -20,16 +20,19 @@ ZERO_VARIANCE_PATIENCE = 3
 
 
 class LabGRPOTrainer(LabTrainer, GRPOTrainer):
-    def __init__(self, *args, dynamic_sample: bool, max_resample_times: int, generation_copy: bool, image_bounds=None,
-                 **kwargs):
+    def __init__(
+        self, *args, dynamic_sample: bool, max_resample_times: int, generation_copy: bool, image_bounds=None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.generation_copy = None
         if generation_copy:
             from rlhf_lab.algorithms.generation_copy import GenerationCopy
 
             self.generation_copy = GenerationCopy(self.model)
-            log.info("sampling from a merged bf16 copy of the policy, refreshed after every update "
-                     "(algorithm.generation_copy)")
+            log.info(
+                "sampling from a merged bf16 copy of the policy, refreshed after every update "
+                "(algorithm.generation_copy)"
+            )
         # Rows keep image references; they are decoded (within the model's pixel bounds) when prompts are generated.
         self.image_bounds = image_bounds
         self.dynamic_sample = dynamic_sample
@@ -43,7 +46,9 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         # Gathered over processes; keep this process's rows, weighted and summed as TRL does for advantages.
-        local = slice(self.accelerator.process_index * len(prompts), (self.accelerator.process_index + 1) * len(prompts))
+        local = slice(
+            self.accelerator.process_index * len(prompts), (self.accelerator.process_index + 1) * len(prompts)
+        )
         total = weighted_total(rewards_per_func[local], self.reward_weights)
         total[torch.isnan(rewards_per_func[local]).all(dim=1)] = torch.nan
         self._last_rewards = total
@@ -156,8 +161,10 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
         self._refill_rng.setstate((version, tuple(internal), gauss))
 
     def summary_extras(self) -> dict:
-        extras = {"zero_variance_fraction_per_round": [round(f, 3) for f in self.zero_variance_history],
-                  "generation_copy": self.generation_copy is not None}
+        extras = {
+            "zero_variance_fraction_per_round": [round(f, 3) for f in self.zero_variance_history],
+            "generation_copy": self.generation_copy is not None,
+        }
         if self.dynamic_sample:
             extras["dynamic_sampling"] = dict(self.resample_totals)
         return extras

@@ -5,12 +5,11 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.common import TrainInputs, reference_model, trainer_args, trl_dataset
+from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.data.rows import Rows
 from rlhf_lab.run import Run
 from rlhf_lab.schema.algorithm import KTOConfig
-
 
 TRL_COLUMNS = ("prompt", "completion", "label")
 
@@ -22,14 +21,13 @@ def shuffled(rows: Rows, seed: int) -> Rows:
     return rows.select(order)
 
 
-
 def build(run: Run, inputs: TrainInputs):
     from trl import KTOConfig as TRLKTOConfig
     from trl import KTOTrainer
 
     from rlhf_lab.algorithms.lazy_rows import per_batch, row_indices
-    from rlhf_lab.patches.scored_positions import score_only_labelled_positions
     from rlhf_lab.algorithms.vision import feed_images, index_dataset
+    from rlhf_lab.patches.scored_positions import score_only_labelled_positions
 
     cfg: KTOConfig = run.algorithm
     # KTO's four passes (policy and reference, answer and KL answer) score only the answer, a third of a row here.
@@ -45,7 +43,9 @@ def build(run: Run, inputs: TrainInputs):
         max_length=run.train.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs,
     )
-    dataset = index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS)
+    dataset = (
+        index_dataset(rows) if inputs.vision else row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS)
+    )
     trainer = lab(per_batch(KTOTrainer) if lazy else KTOTrainer)(
         ref_model=reference_model(run, inputs, cfg.ref_model),
         args=args,

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 from rlhf_lab.data.lengths import LengthCheck
 from rlhf_lab.data.rows import Rows
@@ -52,10 +52,15 @@ class LazyPlan:
             row = self.rows[rng.randrange(len(self.rows))]
             if self.lengths.keep(row):
                 return row
-        raise DataError(row["row_source"].rpartition(":")[0], f"{MAX_DRAWS} rows drawn in a row are longer than "
-                        f"train.max_length={self.lengths.max_length} tokens; raise train.max_length")
+        raise DataError(
+            row["row_source"].rpartition(":")[0],
+            f"{MAX_DRAWS} rows drawn in a row are longer than "
+            f"train.max_length={self.lengths.max_length} tokens; raise train.max_length",
+        )
 
-    def attach(self, trainer, columns: tuple[str, ...] | None, prepare: Callable[[list[dict]], list[dict]] | None = None):
+    def attach(
+        self, trainer, columns: tuple[str, ...] | None, prepare: Callable[[list[dict]], list[dict]] | None = None
+    ):
         """Give the trainer's collator decoded (and, with prepare, tokenized) rows instead of indices."""
         trainer.data_collator = RowBatches(self, trainer.data_collator, columns, prepare)
         return trainer

@@ -22,8 +22,8 @@ from transformers.trainer_utils import TrainOutput
 from rlhf_lab.algorithms import fast_sampling
 from rlhf_lab.algorithms import ppo_math as pm
 from rlhf_lab.algorithms.contract import LabTrainer
-from rlhf_lab.checkpoints import TRAINER_STATE
 from rlhf_lab.algorithms.ppo_models import PolicyAndValue, RewardScorer, position_ids, token_values
+from rlhf_lab.checkpoints import TRAINER_STATE
 from rlhf_lab.schema.ppo import PPOConfig
 
 
@@ -347,7 +347,9 @@ class LabPPOTrainer(LabTrainer, Trainer):
                     sync = k == accum - 1
                     with nullcontext() if sync else self.accelerator.no_sync(model):
                         with self.accelerator.autocast():
-                            logits, values = model(ro.input_ids[idx], ro.attention_mask[idx], ro.position_ids[idx], width + 1)
+                            logits, values = model(
+                                ro.input_ids[idx], ro.attention_mask[idx], ro.position_ids[idx], width + 1
+                            )
                         new_logprobs = pm.token_logprobs(self._scaled(logits), ro.responses[idx])
                         new_values = values[:, prompt_length - 1 : -1]
                         mask = ro.mask[idx]

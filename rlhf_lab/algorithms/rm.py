@@ -3,10 +3,9 @@ On a vision-language model the classifier scores (images, prompt, answer); see m
 
 from __future__ import annotations
 
-from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.algorithms.common import TrainInputs, trainer_args, trl_dataset, vision_pairs
+from rlhf_lab.algorithms.contract import lab
 from rlhf_lab.run import Run
-
 
 
 def columns(rows) -> tuple[str, ...]:

@@ -9,8 +9,8 @@ below.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -113,8 +113,11 @@ def text_targets(batch: dict, image_token_ids: set[int]) -> torch.Tensor:
 
 def image_token_ids(model) -> set[int]:
     config = model.config
-    return {getattr(config, k) for k in ("image_token_id", "video_token_id", "vision_start_token_id",
-                                         "vision_end_token_id") if getattr(config, k, None) is not None}
+    return {
+        getattr(config, k)
+        for k in ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+        if getattr(config, k, None) is not None
+    }
 
 
 def feed_images(trainer, run, rows: list[dict]):

@@ -8,7 +8,7 @@ on the converted row (reward functions and multimodal data need them).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rlhf_lab.data.styles import RowProblem, Sample, message
 
@@ -47,8 +47,11 @@ def pairs(sample: Sample) -> list[dict]:
     chosen = _answer(sample)
     _needs_user(sample.prompt, "the chosen answer")
     if sample.rejected is None:
-        raise RowProblem(sample.rejected_field, f"missing; pairs need the rejected answer as {sample.rejected_field}"
-                         + (" (this row has a label: KTO reads labelled rows)" if sample.label is not None else ""))
+        raise RowProblem(
+            sample.rejected_field,
+            f"missing; pairs need the rejected answer as {sample.rejected_field}"
+            + (" (this row has a label: KTO reads labelled rows)" if sample.label is not None else ""),
+        )
     if sample.rejected == chosen:
         raise RowProblem(sample.rejected_field, "is the same as the chosen answer; a pair needs two different answers")
     return [{**_margin(sample.extras), "prompt": sample.prompt, "chosen": chosen, "rejected": sample.rejected}]

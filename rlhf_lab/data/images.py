@@ -74,7 +74,7 @@ def _check_header(path: Path, field: str) -> None:
 
     try:
         with Image.open(path) as image:
-            image.size
+            _ = image.size  # parses the header
     except (UnidentifiedImageError, OSError) as e:
         raise RowProblem(field, f"cannot read image {path}: {e.__class__.__name__}: {e}") from None
 
@@ -99,7 +99,8 @@ def attach_images(raw: dict, rows: list[dict], base: Path) -> None:
                 raise RowProblem(f, "has an <image> tag; images go in the prompt (system or user turns)")
         if tags != len(images):
             raise RowProblem(
-                IMAGES, f"the messages have {tags} <image> tag(s) but the row has {len(images)} image(s); they must match"
+                IMAGES,
+                f"the messages have {tags} <image> tag(s) but the row has {len(images)} image(s); they must match",
             )
     if not images:
         for row in rows:
@@ -166,7 +167,9 @@ def load_image(ref: str | dict, row: dict, bounds: PixelBounds):
     except (OSError, ValueError) as e:
         path, _, line = str(row.get(ROW_SOURCE, "?:")).rpartition(":")
         raise DataError(
-            path, f"cannot decode image {shown} ({e.__class__.__name__}: {e})", line=int(line) if line.isdigit() else None,
+            path,
+            f"cannot decode image {shown} ({e.__class__.__name__}: {e})",
+            line=int(line) if line.isdigit() else None,
             field=IMAGES,
         ) from None
     return bounds.fit(decoded)

@@ -16,6 +16,7 @@ Rows with images are not measured (their image tokens depend on the processor); 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from rlhf_lab.data.formats import ROW_SOURCE
 from rlhf_lab.data.images import IMAGES
 from rlhf_lab.data.load import Dropped
@@ -32,7 +33,9 @@ ONLINE = "prompts"
 
 
 def _tokens(tokenizer, messages: list[dict], generation_prompt: bool) -> int:
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, add_generation_prompt=generation_prompt)
+    ids = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, add_generation_prompt=generation_prompt
+    )
     return len(ids["input_ids"])
 
 
@@ -82,14 +85,23 @@ class LengthCheck:
         what = "prompt" if online else "row"
         if self.policy == "error":
             path, _, line = row[ROW_SOURCE].rpartition(":")
-            raise DataError(path, f"the {what} is {length} tokens, over train.max_length={self.max_length}; raise "
-                                  "train.max_length, or set dataset.truncation=right (cut) or delete (drop)", line=int(line))
+            raise DataError(
+                path,
+                f"the {what} is {length} tokens, over train.max_length={self.max_length}; raise "
+                "train.max_length, or set dataset.truncation=right (cut) or delete (drop)",
+                line=int(line),
+            )
         if self.policy == "delete":
-            return self._drop(row, f"{length} tokens, over train.max_length={self.max_length} (dataset.truncation=delete)")
+            return self._drop(
+                row, f"{length} tokens, over train.max_length={self.max_length} (dataset.truncation=delete)"
+            )
         if not online and prompt >= self.max_length:
             self.prompt_filled += 1
-            return self._drop(row, f"the prompt alone is {prompt} tokens, filling train.max_length={self.max_length}: no "
-                                   "answer token would be trained")
+            return self._drop(
+                row,
+                f"the prompt alone is {prompt} tokens, filling train.max_length={self.max_length}: no "
+                "answer token would be trained",
+            )
         return True
 
     def _drop(self, row: dict, message: str) -> bool:
@@ -102,9 +114,15 @@ class LengthCheck:
         return [i for i, row in enumerate(rows) if self.keep(row)]
 
     def summary(self) -> dict:
-        return {"measured": self.measured, "over_max_length": self.over, "longest": self.longest,
-                "longest_row": self.longest_row, "dropped": len(self.dropped), "prompt_fills_max_length":
-                self.prompt_filled, "not_measured_image_rows": self.unmeasured}
+        return {
+            "measured": self.measured,
+            "over_max_length": self.over,
+            "longest": self.longest,
+            "longest_row": self.longest_row,
+            "dropped": len(self.dropped),
+            "prompt_fills_max_length": self.prompt_filled,
+            "not_measured_image_rows": self.unmeasured,
+        }
 
     def describe(self, split: str) -> str | None:
         """One log line when rows are over max_length (None when none are)."""
@@ -112,15 +130,22 @@ class LengthCheck:
             return None
         online = self.fmt == ONLINE
         unit = "prompts" if online else "rows"
-        head = (f"{split}: {self.over} of {self.measured} {unit} are longer than train.max_length={self.max_length} "
-                f"tokens (longest {self.longest}, {self.longest_row})")
+        head = (
+            f"{split}: {self.over} of {self.measured} {unit} are longer than train.max_length={self.max_length} "
+            f"tokens (longest {self.longest}, {self.longest_row})"
+        )
         if self.policy == "delete":
             return f"{head}; dropped (dataset.truncation=delete)"
         if online:
-            return f"{head}; kept whole: online algorithms generate after the whole prompt (dataset.truncation=delete drops them)"
+            return (
+                f"{head}; kept whole: online algorithms generate after the whole prompt "
+                "(dataset.truncation=delete drops them)"
+            )
         tail = f"; {self.prompt_filled} whose prompt alone fills it were dropped" if self.prompt_filled else ""
-        return (f"{head}; their ends are cut (dataset.truncation=right){tail}; raise train.max_length or set "
-                "dataset.truncation=delete")
+        return (
+            f"{head}; their ends are cut (dataset.truncation=right){tail}; raise train.max_length or set "
+            "dataset.truncation=delete"
+        )
 
 
 def check_lengths(splits, tokenizer, fmt: str, max_length: int, policy: str, log, train: bool = True) -> dict:
@@ -139,7 +164,9 @@ def check_lengths(splits, tokenizer, fmt: str, max_length: int, policy: str, log
             log.warning(line)
         report["train" if name == "train" else "held_out"] = check.summary()
     if train and not len(splits.train):
-        raise DataError(str(splits.sources[0]["source"]), f"no training rows are within train.max_length={max_length} "
-                                                           "tokens; raise it, or set dataset.truncation=right")
+        raise DataError(
+            str(splits.sources[0]["source"]),
+            f"no training rows are within train.max_length={max_length} "
+            "tokens; raise it, or set dataset.truncation=right",
+        )
     return report
-

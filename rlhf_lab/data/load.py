@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from rlhf_lab.data.formats import FORMATS, ROW_SOURCE
 from rlhf_lab.data.images import IMAGES, attach_images, has_images
-from rlhf_lab.data.readers import BadRow, FileRows, read_file
+from rlhf_lab.data.readers import BadRow, FileRows
 from rlhf_lab.data.rows import Rows
 from rlhf_lab.data.sources import Source, parse_source
 from rlhf_lab.data.styles import STYLES, RowProblem, detect
@@ -42,8 +42,13 @@ class SourceRows:
     rows: Rows
 
     def summary(self) -> dict:
-        return {"source": self.source, "split": self.split, "format": self.format, "read": self.read,
-                "rows": len(self.rows)}
+        return {
+            "source": self.source,
+            "split": self.split,
+            "format": self.format,
+            "read": self.read,
+            "rows": len(self.rows),
+        }
 
 
 @dataclass
@@ -105,8 +110,11 @@ class Reader:
             if key in self.columns:
                 self.columns_found.add(key)
                 if new in row and new not in self.columns:
-                    raise RowProblem(key, f"dataset.columns renames it to {new!r}, but the row already has a {new!r} "
-                                          f"column; rename that one too, or drop {key!r} from dataset.columns")
+                    raise RowProblem(
+                        key,
+                        f"dataset.columns renames it to {new!r}, but the row already has a {new!r} "
+                        f"column; rename that one too, or drop {key!r} from dataset.columns",
+                    )
             out[new] = value
         return out
 
@@ -114,8 +122,10 @@ class Reader:
         """A rename that matched no column of any source did nothing: say so rather than train without it."""
         unused = sorted(set(self.columns) - self.columns_found)
         if unused:
-            raise ConfigError("dataset.columns", f"no source has a column {', '.join(map(repr, unused))}; check the "
-                                                 "spelling against the data's columns")
+            raise ConfigError(
+                "dataset.columns",
+                f"no source has a column {', '.join(map(repr, unused))}; check the spelling against the data's columns",
+            )
 
 
 def _as_object(raw) -> dict:

@@ -14,9 +14,10 @@ import gzip
 import io
 import json
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from rlhf_lab.errors import DataError
 
@@ -119,9 +120,9 @@ def _read_json(path: Path, shown: str) -> Iterator[Row]:
     with _open_text(path) as f:
         text = f.read()
     start = len(text) - len(text.lstrip())
-    if text[start:start + 1] == "[":
+    if text[start : start + 1] == "[":
         yield from _json_array(text, start, shown)
-    elif text[start:start + 1] == "{":
+    elif text[start : start + 1] == "{":
         yield from _jsonl_lines(io.StringIO(text))
     elif text.strip():
         raise DataError(shown, "a .json dataset must be an array of objects, or one object per line")

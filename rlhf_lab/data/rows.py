@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 # pickle rather than JSON: rows from saved or parquet datasets can hold image bytes. Only rows this process
 # serialized itself are ever unpickled.
@@ -37,7 +37,7 @@ class Rows(Sequence):
         self.image_slots = image_slots
 
     @classmethod
-    def of(cls, rows: Iterable[dict]) -> "Rows":
+    def of(cls, rows: Iterable[dict]) -> Rows:
         out = cls()
         for row in rows:
             out.append(row)
@@ -64,7 +64,7 @@ class Rows(Sequence):
         for i in range(len(self)):
             yield self[i]
 
-    def __add__(self, other: "Rows") -> "Rows":
+    def __add__(self, other: Rows) -> Rows:
         return Rows.concat([self, other])
 
     def __eq__(self, other) -> bool:
@@ -83,7 +83,7 @@ class Rows(Sequence):
         """How many rows have this column."""
         return self.counts[column]
 
-    def select(self, indices: Iterable[int]) -> "Rows":
+    def select(self, indices: Iterable[int]) -> Rows:
         """These rows, in this order (an index may repeat)."""
         indices = list(indices)
         blobs, key_sets = self._blobs, self._key_sets
@@ -95,7 +95,7 @@ class Rows(Sequence):
         return None if index is None else self[index]
 
     @staticmethod
-    def concat(parts: Sequence["Rows"]) -> "Rows":
+    def concat(parts: Sequence[Rows]) -> Rows:
         out = Rows(image_slots=any(p.image_slots for p in parts))
         for part in parts:
             out._blobs.extend(part._blobs)

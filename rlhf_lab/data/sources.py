@@ -13,10 +13,10 @@ optionally followed by `#N`: N rows of it, drawn with the run's seed (more than 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
 
 from rlhf_lab.data.readers import FileRows, arrow_rows, read_file
 from rlhf_lab.errors import DataError
@@ -85,8 +85,11 @@ class Source:
         """The files (or the one dataset) holding this split's rows."""
         if self.kind == "file":
             if split != "train":
-                raise DataError(str(self), f"is a single file, so it has no split {split!r}; dataset.split applies to "
-                                           "dataset folders and hub ids")
+                raise DataError(
+                    str(self),
+                    f"is a single file, so it has no split {split!r}; dataset.split applies to "
+                    "dataset folders and hub ids",
+                )
             yield read_file(self.path, self.spec.location)
         elif self.kind == "folder":
             files = self._data_files
@@ -129,14 +132,19 @@ class Source:
             builder = load_dataset_builder(str(self.path), self.subset)
         except Exception as e:  # noqa: BLE001 - datasets raises many types; the message says what is wrong
             reason = " ".join(str(e).split())[:300]
-            raise DataError(str(self), f"not a dataset folder datasets can read ({e.__class__.__name__}: {reason})") from None
+            raise DataError(
+                str(self), f"not a dataset folder datasets can read ({e.__class__.__name__}: {reason})"
+            ) from None
         files = {str(split): sorted(map(str, paths)) for split, paths in (builder.config.data_files or {}).items()}
         # Only the file types rlhf_lab reads (a folder may also hold the images its rows name).
         readable = {split: [f for f in paths if _readable(f)] for split, paths in files.items()}
         readable = {split: paths for split, paths in readable.items() if paths}
         if not readable:
-            raise DataError(str(self), "holds no data files rlhf_lab reads (.jsonl, .json, .parquet, .csv, .tsv, .arrow, "
-                                       "optionally .gz) in a layout datasets recognises")
+            raise DataError(
+                str(self),
+                "holds no data files rlhf_lab reads (.jsonl, .json, .parquet, .csv, .tsv, .arrow, "
+                "optionally .gz) in a layout datasets recognises",
+            )
         return readable
 
 
@@ -156,6 +164,7 @@ def _dataset_rows(dataset) -> Iterator:
 
 
 # --- the Hub --------------------------------------------------------------------------------------------------------
+
 
 def check_hub_reachable(repo_id: str) -> None:
     """One quick connection to the Hub's endpoint, so that an unreachable Hub is one line now rather than a minute of

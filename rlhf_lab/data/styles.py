@@ -19,16 +19,22 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from rlhf_lab.errors import DataError
 
 ROLES = ("system", "user", "assistant", "tool", "tool_call", "tool_response")
 # Other role names in the wild, as ms-swift maps them.
 ROLE_ALIASES = {
-    "human": "user", "gpt": "assistant", "bot": "assistant", "function_call": "tool_call",
-    "function_response": "tool_response", "observation": "tool_response", "observations": "tool_response",
+    "human": "user",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "function_call": "tool_call",
+    "function_response": "tool_response",
+    "observation": "tool_response",
+    "observations": "tool_response",
 }
 MESSAGE_KEYS = ("messages", "conversations", "conversation")
 SYSTEM_KEYS = ("system", "system_prompt")
@@ -58,6 +64,7 @@ class Sample:
 
 
 # --- shared pieces --------------------------------------------------------------------------------------------------
+
 
 def structured(value: Any, where: str) -> Any:
     """A list given as text (JSON, or a Python literal as ms-swift also accepts) becomes the list."""
@@ -106,9 +113,13 @@ def _pair_turns(value: list, where: str) -> list[dict]:
     out = []
     for i, turn in enumerate(value):
         user = turn.get("human", turn.get("user")) if isinstance(turn, dict) else None
-        answer = next((turn[k] for k in ("assistant", "gpt", "bot") if k in turn), None) if isinstance(turn, dict) else None
+        answer = (
+            next((turn[k] for k in ("assistant", "gpt", "bot") if k in turn), None) if isinstance(turn, dict) else None
+        )
         if not isinstance(user, str) or not isinstance(answer, str):
-            raise RowProblem(f"{where}[{i}]", f"expected role/content messages or human/assistant turns, got {turn!r:.60}")
+            raise RowProblem(
+                f"{where}[{i}]", f"expected role/content messages or human/assistant turns, got {turn!r:.60}"
+            )
         out += [message("user", user), message("assistant", answer)]
     return out
 
@@ -149,7 +160,10 @@ def history_messages(row: dict) -> list[dict]:
     for i, turn in enumerate(history):
         if not isinstance(turn, (list, tuple)) or len(turn) != 2:
             raise RowProblem(f"history[{i}]", f"expected a [query, response] pair, got {turn!r:.60}")
-        out += [message("user", text(turn[0], f"history[{i}][0]")), message("assistant", text(turn[1], f"history[{i}][1]"))]
+        out += [
+            message("user", text(turn[0], f"history[{i}][0]")),
+            message("assistant", text(turn[1], f"history[{i}][1]")),
+        ]
     return out
 
 
@@ -162,8 +176,11 @@ def split_pair(chosen: list[dict], rejected: list[dict], where: str) -> tuple[li
     if k == len(chosen) or k == len(rejected):
         raise RowProblem(where, "the chosen and rejected conversations do not differ after their shared part")
     if chosen[k]["role"] != "assistant" or rejected[k]["role"] != "assistant":
-        raise RowProblem(where, f"the chosen and rejected conversations must part at an assistant answer; they part at "
-                                f"a {chosen[k]['role']!r} turn (message {k})")
+        raise RowProblem(
+            where,
+            f"the chosen and rejected conversations must part at an assistant answer; they part at "
+            f"a {chosen[k]['role']!r} turn (message {k})",
+        )
     return chosen[:k], chosen[k:], rejected[k:]
 
 
@@ -193,6 +210,7 @@ def _ends_with_answer(messages: list[dict], where: str, sample: Sample) -> None:
 
 
 # --- the formats ----------------------------------------------------------------------------------------------------
+
 
 def messages_format(row: dict) -> Sample:
     key = next((k for k in MESSAGE_KEYS if k in row), "messages")
@@ -239,7 +257,9 @@ def alpaca_format(row: dict) -> Sample:
     if not query:
         raise RowProblem("instruction", "missing or empty (and no input); alpaca rows need an instruction")
     sample = _query_turns(row, query, "output")
-    sample.extras = extras(row, ("instruction", "input", "output", "history", *SYSTEM_KEYS, "rejected_response", "label"))
+    sample.extras = extras(
+        row, ("instruction", "input", "output", "history", *SYSTEM_KEYS, "rejected_response", "label")
+    )
     return sample
 
 
@@ -266,10 +286,16 @@ def trl_format(row: dict) -> Sample:
     sample = Sample(prompt=[], rejected_field="rejected")
     chosen_conv = _is_conversation(structured(chosen, "chosen")) if chosen is not None else False
     prompt = row.get("prompt")
-    if chosen is not None and rejected is not None and chosen_conv and not _is_conversation(structured(prompt, "prompt")):
+    if (
+        chosen is not None
+        and rejected is not None
+        and chosen_conv
+        and not _is_conversation(structured(prompt, "prompt"))
+    ):
         # The prompt is implicit in whole conversations (a string prompt column, as in UltraFeedback, repeats it).
         sample.prompt, sample.answer, sample.rejected = split_pair(
-            conversation(chosen, "chosen"), conversation(rejected, "rejected"), "rejected")
+            conversation(chosen, "chosen"), conversation(rejected, "rejected"), "rejected"
+        )
     else:
         if prompt is None:
             raise RowProblem("prompt", f"missing; the row has {sorted(row) or 'no fields'}")
@@ -278,8 +304,9 @@ def trl_format(row: dict) -> Sample:
         if row.get(answer_key) is not None:
             sample.answer = _turns(row[answer_key], answer_key, "assistant")
         else:
-            sample.no_answer = RowProblem("completion", "missing; this algorithm trains on the row's answer "
-                                                        "(completion, or chosen and rejected)")
+            sample.no_answer = RowProblem(
+                "completion", "missing; this algorithm trains on the row's answer (completion, or chosen and rejected)"
+            )
         if rejected is not None:
             sample.rejected = _turns(rejected, "rejected", "assistant")
     if row.get("label") is not None:
@@ -293,9 +320,14 @@ def hh_turns(transcript: Any, where: str) -> list[dict]:
     transcript = text(transcript, where)
     pieces = HH_TURN.split(transcript)
     if pieces[0].strip() or len(pieces) < 3:
-        raise RowProblem(where, f"expected a transcript of '\\n\\nHuman: ...' and '\\n\\nAssistant: ...' turns, got "
-                                f"{transcript!r:.60}")
-    return [message("user" if who == "Human" else "assistant", said.strip()) for who, said in zip(pieces[1::2], pieces[2::2])]
+        raise RowProblem(
+            where,
+            f"expected a transcript of '\\n\\nHuman: ...' and '\\n\\nAssistant: ...' turns, got {transcript!r:.60}",
+        )
+    return [
+        message("user" if who == "Human" else "assistant", said.strip())
+        for who, said in zip(pieces[1::2], pieces[2::2])
+    ]
 
 
 def hh_rlhf_format(row: dict) -> Sample:
@@ -304,7 +336,8 @@ def hh_rlhf_format(row: dict) -> Sample:
             raise RowProblem(key, "missing; HH-RLHF rows need chosen and rejected transcripts")
     sample = Sample(prompt=[], rejected_field="rejected")
     sample.prompt, sample.answer, sample.rejected = split_pair(
-        hh_turns(row["chosen"], "chosen"), hh_turns(row["rejected"], "rejected"), "rejected")
+        hh_turns(row["chosen"], "chosen"), hh_turns(row["rejected"], "rejected"), "rejected"
+    )
     sample.extras = extras(row, ("chosen", "rejected"))
     return sample
 

@@ -20,7 +20,9 @@ def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     TRL's own loss, unreduced, so the evaluation measures exactly what GKD trains on."""
     from trl.experimental.gkd import GKDTrainer
 
-    return GKDTrainer.generalized_jsd_loss(student_logits.float(), teacher_logits.float(), beta=beta, reduction="none").sum(-1)
+    return GKDTrainer.generalized_jsd_loss(
+        student_logits.float(), teacher_logits.float(), beta=beta, reduction="none"
+    ).sum(-1)
 
 
 class TeacherDivergence:

@@ -21,14 +21,25 @@ def _encode(tokenizer, processor, prompts: list[list[dict]], images: list[list] 
     chunk = [processor.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
     flat = [image for row in images for image in row]
     return processor(
-        text=chunk, images=flat or None, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        text=chunk,
+        images=flat or None,
+        return_tensors="pt",
+        padding=True,
+        padding_side="left",
+        add_special_tokens=False,
     )
 
 
 @torch.inference_mode()
 def generate_answers(
-    model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int, bf16: bool,
-    processor=None, images: list[list] | None = None,
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    max_new_tokens: int,
+    batch_size: int,
+    bf16: bool,
+    processor=None,
+    images: list[list] | None = None,
 ):
     """Greedy answers: (texts, token ids up to and including the first end-of-sequence token).
     With a processor, `images` holds each prompt's decoded images."""
@@ -48,7 +59,10 @@ def generate_answers(
             enc = _encode(tokenizer, processor, prompts[start : start + batch_size], chunk_images).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
                     **suppress,
                 )
             for row in out[:, enc["input_ids"].size(1) :].tolist():

@@ -130,11 +130,15 @@ class _LogpEval:
 class PreferenceEval(_LogpEval):
     def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
         collator = vision_collator(run, rows, trainer, pairs=True)
-        sequences = None if collator else [
-            tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length)
-            for row in rows
-            for side in ("chosen", "rejected")
-        ]
+        sequences = (
+            None
+            if collator
+            else [
+                tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length)
+                for row in rows
+                for side in ("chosen", "rejected")
+            ]
+        )
         super().__init__(run, tokenizer, bf16, sequences, collator)
 
     def evaluate(self, model) -> dict:
@@ -152,9 +156,11 @@ class PreferenceEval(_LogpEval):
 class LabelledEval(_LogpEval):
     def __init__(self, run: Run, tokenizer, rows: list[dict], bf16: bool, trainer=None):
         collator = vision_collator(run, rows, trainer, pairs=False)
-        sequences = None if collator else [
-            tokenize_pair_side(tokenizer, r["prompt"], r["completion"], run.train.max_length) for r in rows
-        ]
+        sequences = (
+            None
+            if collator
+            else [tokenize_pair_side(tokenizer, r["prompt"], r["completion"], run.train.max_length) for r in rows]
+        )
         super().__init__(run, tokenizer, bf16, sequences, collator, pairs=False)
         self.labels = torch.tensor([bool(r["label"]) for r in rows])
         by_prompt: dict[str, dict[bool, list[int]]] = {}

@@ -45,11 +45,15 @@ class RewardEval:
         self.bf16 = bf16
         self.pad_id = tokenizer.pad_token_id
         self.collator = vision_collator(run, rows, trainer, pairs=True)
-        self.sequences = None if self.collator else [
-            tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length)
-            for row in rows
-            for side in ("chosen", "rejected")
-        ]
+        self.sequences = (
+            None
+            if self.collator
+            else [
+                tokenize_pair_side(tokenizer, row["prompt"], row[side], run.train.max_length)
+                for row in rows
+                for side in ("chosen", "rejected")
+            ]
+        )
 
     def evaluate(self, model) -> dict:
         if self.collator is not None:

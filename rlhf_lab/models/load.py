@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from rlhf_lab.errors import ModelError
@@ -11,7 +11,7 @@ from rlhf_lab.models.source import ModelSource, resolve_source
 from rlhf_lab.schema.model import ModelConfig
 
 
-@lru_cache(maxsize=None)  # tokenizer and model (and a reference) ask for the same source
+@cache  # tokenizer and model (and a reference) ask for the same source
 def local_checkpoint(source: ModelSource) -> str:
     """A directory or hub id that from_pretrained understands (converting or building when needed)."""
     if source.kind == "gguf":
@@ -94,7 +94,9 @@ def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None
             from rlhf_lab.models.vision import reward_model_class
 
             with _explained(where):
-                config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
+                config = AutoConfig.from_pretrained(
+                    path, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision
+                )
             auto_class = reward_model_class(type(config))
     with _explained(where):
         model = auto_class.from_pretrained(path, **kwargs)

@@ -24,14 +24,14 @@ def resolve_source(name_or_path: str, key: str = "model.name_or_path") -> ModelS
     """Check that the model can be found (cheaply) and say where it comes from."""
     value = name_or_path
     if value.startswith(BUILTIN_SCHEME):
-        name = value[len(BUILTIN_SCHEME):]
+        name = value[len(BUILTIN_SCHEME) :]
         if name not in BUILTIN_MODELS:
             raise ConfigError(key, f"unknown builtin model {name!r}; choose one of: {', '.join(BUILTIN_MODELS)}")
         return ModelSource("builtin", name)
     if value.startswith(PKG_SCHEME):
         path = resolve_pkg_path(value)
         if path is None:
-            package = value[len(PKG_SCHEME):].split("/")[0]
+            package = value[len(PKG_SCHEME) :].split("/")[0]
             raise ConfigError(
                 key, f"package {package!r} is not installed; run scripts/setup.sh (it installs it with --no-deps)"
             )

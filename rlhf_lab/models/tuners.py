@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig, TunerConfig
 
-
 # Model head -> peft task type. SEQ_CLS also trains and saves the new score head (modules_to_save).
 TASK_TYPES = {"causal_lm": "CAUSAL_LM", "reward": "SEQ_CLS"}
 

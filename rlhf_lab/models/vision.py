@@ -3,7 +3,7 @@ train (tuner.freeze_vit, tuner.freeze_aligner)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from rlhf_lab.errors import ModelError
 from rlhf_lab.schema.model import ModelConfig
@@ -16,7 +16,7 @@ VISION_TOWERS = ("visual", "vision_tower", "vision_model", "vision_encoder")
 ALIGNERS = ("merger", "deepstack_merger_list", "multi_modal_projector", "connector", "mm_projector")
 
 
-@lru_cache(maxsize=None)
+@cache
 def is_vision_language(path: str, trust_remote_code: bool = False, revision: str | None = None) -> bool:
     """Whether the checkpoint is a vision-language model (its config has a vision part)."""
     from transformers import AutoConfig
@@ -58,7 +58,7 @@ def load_processor(path: str, cfg: ModelConfig):
     return processor
 
 
-@lru_cache(maxsize=None)
+@cache
 def reward_model_class(config_class):
     """A one-score sequence classifier on a vision-language model's backbone (transformers has none for these
     families).

@@ -10,16 +10,18 @@ private name of a library that rlhf_lab relies on is checked by tests/test_libra
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 
 
 @contextmanager
 def job_scope():
-    """Module attributes of the libraries as they were before the job, whatever the job patched."""
-    import trl.trainer.utils as trl_utils
-
-    saved = trl_utils._use_triton
+    """The libraries' module attributes as the library defines them once the job ends, whatever the job patched.
+    Nothing is imported here: a bad row must still stop the run before TRL loads."""
     try:
         yield
     finally:
-        trl_utils._use_triton = saved
+        if "trl.trainer.utils" in sys.modules:
+            from rlhf_lab.patches.scored_positions import score_every_position
+
+            score_every_position()

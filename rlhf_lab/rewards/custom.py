@@ -18,7 +18,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.rewards.builtin import BUILTIN
@@ -35,7 +36,9 @@ def _import(path: str, key: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ConfigError(key, f"cannot import {module_name!r} for reward {path!r} ({e}); is it on PYTHONPATH?") from None
+        raise ConfigError(
+            key, f"cannot import {module_name!r} for reward {path!r} ({e}); is it on PYTHONPATH?"
+        ) from None
     try:
         return getattr(module, attr)
     except AttributeError:

@@ -15,4 +15,3 @@ def check_reward_specs(cfg: Any) -> None:
 
 def build_rewards(cfg: Any) -> list[NamedReward]:
     return [NamedReward(name, fn) for name, fn in resolve_all(cfg)]
-

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rlhf_lab.data.formats import ROW_SOURCE
 from rlhf_lab.errors import RewardError
@@ -56,10 +57,13 @@ class NamedReward:
         try:
             values = list(values)
         except TypeError:
-            raise RewardError(f"reward {self.__name__!r} returned {type(values).__name__}, expected a list of floats") from None
+            raise RewardError(
+                f"reward {self.__name__!r} returned {type(values).__name__}, expected a list of floats"
+            ) from None
         if len(values) != len(sources):
             raise RewardError(
-                f"reward {self.__name__!r} returned {len(values)} values for {len(sources)} answers; return one per answer"
+                f"reward {self.__name__!r} returned {len(values)} values for {len(sources)} answers; "
+                "return one per answer"
             )
         out: list[float | None] = []
         for value, source in zip(values, sources):

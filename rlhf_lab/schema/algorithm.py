@@ -13,8 +13,21 @@ from rlhf_lab.schema.fields import doc
 
 # Every loss TRL 1.16's DPOTrainer implements ('sft' is reached through rpo_alpha or a combined list).
 DPO_LOSS_TYPES = (
-    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
-    "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm", "sft",
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sigmoid_norm",
+    "sft",
 )
 # Losses that read label_smoothing (sigmoid through cDPO, implemented in algorithms/dpo.py).
 LABEL_SMOOTHING_LOSSES = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired")
@@ -93,7 +106,8 @@ class DPOConfig(AlgorithmConfig):
                 raise ConfigError("loss_type", f"unknown DPO loss {loss!r}; choose from: {', '.join(DPO_LOSS_TYPES)}")
         if self.loss_weights is not None and len(self.loss_weights) != len(losses):
             raise ConfigError(
-                "loss_weights", f"has {len(self.loss_weights)} weights for {len(losses)} losses {losses}; give one per loss"
+                "loss_weights",
+                f"has {len(self.loss_weights)} weights for {len(losses)} losses {losses}; give one per loss",
             )
         in_range("label_smoothing", self.label_smoothing, 0.0, 0.5, high_open=True)
         if "exo_pair" in losses and self.label_smoothing == 0:
@@ -112,15 +126,12 @@ class DPOConfig(AlgorithmConfig):
     def losses(self) -> list[str]:
         return str_or_list("loss_type", self.loss_type)
 
-
-
-
-
     def check_data(self, rows: list[dict]) -> None:
         _no_precompute_with_images(self.precompute_ref_log_probs, rows)
 
     def lazy_blocker(self) -> str | None:
         return _precompute_blocks_lazy(self.precompute_ref_log_probs)
+
 
 @dataclass
 class KTOConfig(AlgorithmConfig):
@@ -152,13 +163,12 @@ class KTOConfig(AlgorithmConfig):
                 "batch; raise it, or use algorithm.loss_type=apo_zero_unpaired",
             )
 
-
-
     def check_data(self, rows: list[dict]) -> None:
         _no_precompute_with_images(self.precompute_ref_log_probs, rows)
 
     def lazy_blocker(self) -> str | None:
         return _precompute_blocks_lazy(self.precompute_ref_log_probs)
+
 
 @dataclass
 class CPOConfig(AlgorithmConfig):
@@ -242,5 +252,6 @@ class RewardModelConfig(AlgorithmConfig):
             raise ConfigError(
                 "distributed",
                 f"algorithm=rm with tuner=lora saves the adapter merged into the model, which sharded weights "
-                f"({'fsdp' if d.backend == 'fsdp' else 'zero3'}) do not allow; use distributed=zero2 or ddp, or tuner=full",
+                f"({'fsdp' if d.backend == 'fsdp' else 'zero3'}) do not allow; use distributed=zero2 or ddp, "
+                "or tuner=full",
             )

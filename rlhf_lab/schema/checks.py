@@ -7,7 +7,6 @@ from typing import Any, Iterable
 
 from rlhf_lab.errors import ConfigError
 
-
 _SHORT = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 

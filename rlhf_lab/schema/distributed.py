@@ -15,7 +15,6 @@ from rlhf_lab.errors import ConfigError
 from rlhf_lab.schema.checks import one_of, positive
 from rlhf_lab.schema.fields import doc
 
-
 # Engines that leave every process the whole model, in the dtype it was loaded in (DeepSpeed and FSDP shard it and
 # manage its dtype themselves).
 WHOLE_MODEL_BACKENDS = ("single", "ddp")
@@ -51,8 +50,8 @@ class SingleConfig(DistributedConfig):
         super().__post_init__()
         if self.nproc_per_node != 1 or self.nnodes != 1:
             raise ConfigError(
-                "nproc_per_node", "distributed=single runs one process; use distributed=ddp (or zero2, zero3, fsdp) "
-                "for more"
+                "nproc_per_node",
+                "distributed=single runs one process; use distributed=ddp (or zero2, zero3, fsdp) for more",
             )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from rlhf_lab.paths import CONF_DIR
@@ -13,7 +13,7 @@ from rlhf_lab.paths import CONF_DIR
 _SCHEMA_LINE = re.compile(r"^\s*-\s*/schema/(\w+)/(\w+)@")
 
 
-@lru_cache(maxsize=None)
+@cache
 def option_schema(group: str, option: str):
     """The schema dataclass conf/<group>/<option>.yaml builds on (None when there is no such option)."""
     from rlhf_lab.schema.store import schemas
@@ -33,7 +33,7 @@ def option_fields(group: str, option: str) -> set[str]:
     return {f.name for f in dataclasses.fields(schema)} if schema else set()
 
 
-@lru_cache(maxsize=None)
+@cache
 def groups_with_field(name: str) -> tuple[str, ...]:
     """The groups (and train) that have a setting called `name` in any of their options."""
     from rlhf_lab.schema.root import GROUPS

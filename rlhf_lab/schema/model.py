@@ -39,7 +39,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         one_of("torch_dtype", self.torch_dtype, DTYPES)
         if self.num_hidden_layers is not None and self.num_hidden_layers < 1:
-            raise ConfigError("num_hidden_layers", f"must be >= 1 (or null for all layers), got {self.num_hidden_layers}")
+            raise ConfigError(
+                "num_hidden_layers", f"must be >= 1 (or null for all layers), got {self.num_hidden_layers}"
+            )
         for name in ("min_pixels", "max_pixels"):
             value = getattr(self, name)
             if value is not None and value < 1:

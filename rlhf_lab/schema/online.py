@@ -215,8 +215,11 @@ class GKDConfig(AlgorithmConfig):
             return preset
         bare = "/" not in self.teacher_model and ":" not in self.teacher_model
         if bare and not Path(self.teacher_model).expanduser().exists():
-            raise ConfigError("algorithm.teacher_model", f"{self.teacher_model!r} is not a model preset, a local "
-                                                         f"directory or a hub id; presets: {', '.join(preset_names())}")
+            raise ConfigError(
+                "algorithm.teacher_model",
+                f"{self.teacher_model!r} is not a model preset, a local "
+                f"directory or a hub id; presets: {', '.join(preset_names())}",
+            )
         return self.teacher_model
 
     def model_paths(self) -> dict[str, str]:

@@ -72,8 +72,11 @@ class RewardOptions(AlgorithmConfig):
         if self.soft_max_length is not None:
             positive("soft_max_length", self.soft_max_length)
         if "soft_overlong" in self.reward_funcs and self.soft_cache_length is None:
-            raise ConfigError("soft_cache_length", "the soft_overlong reward needs it (how many tokens before "
-                              "soft_max_length the penalty starts), e.g. algorithm.soft_cache_length=128")
+            raise ConfigError(
+                "soft_cache_length",
+                "the soft_overlong reward needs it (how many tokens before "
+                "soft_max_length the penalty starts), e.g. algorithm.soft_cache_length=128",
+            )
         if self.soft_cache_length is not None:
             positive("soft_cache_length", self.soft_cache_length)
             if self.soft_cache_length >= self.soft_length:
@@ -84,7 +87,9 @@ class RewardOptions(AlgorithmConfig):
                 )
         positive("repetition_n_grams", self.repetition_n_grams)
         if self.repetition_max_penalty > 0:
-            raise ConfigError("repetition_max_penalty", f"is a penalty, so must be <= 0, got {self.repetition_max_penalty}")
+            raise ConfigError(
+                "repetition_max_penalty", f"is a penalty, so must be <= 0, got {self.repetition_max_penalty}"
+            )
 
     @property
     def soft_length(self) -> int:

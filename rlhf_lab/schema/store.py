@@ -25,7 +25,6 @@ _OTHER_GROUPS = {
 }
 
 
-
 @functools.cache
 def schemas() -> dict[str, dict[str, type]]:
     """Every group's options and their schema dataclasses."""

@@ -48,8 +48,11 @@ def environment_overrides(overrides: list[str], environ: dict[str, str] | None =
             raise ConfigError(key, f"{var}={value} in the environment is not a whole number; fix or unset it")
         if key in given:
             if given[key] != value:
-                raise ConfigError(key, f"is {given[key]} on the command line but {var}={value} in the environment; "
-                                       f"make them agree, or unset {var}")
+                raise ConfigError(
+                    key,
+                    f"is {given[key]} on the command line but {var}={value} in the environment; "
+                    f"make them agree, or unset {var}",
+                )
             continue
         added.append(f"{key}={value}")
     if int(env.get("NPROC_PER_NODE", "1").strip() or 1) * int(env.get("NNODES", "1").strip() or 1) > 1:
@@ -57,6 +60,9 @@ def environment_overrides(overrides: list[str], environ: dict[str, str] | None =
         if chosen is None:
             added.insert(0, "distributed=ddp")
         elif chosen == "single":
-            raise ConfigError("distributed", "is single (one process) but NPROC_PER_NODE/NNODES in the environment ask "
-                                             "for more; choose ddp, zero2, zero3 or fsdp, or unset them")
+            raise ConfigError(
+                "distributed",
+                "is single (one process) but NPROC_PER_NODE/NNODES in the environment ask "
+                "for more; choose ddp, zero2, zero3 or fsdp, or unset them",
+            )
     return added

@@ -139,8 +139,13 @@ def _flag(out: Translation, name: str, values: list[str]) -> None:
     if not values:
         values = ["true"]  # a bare boolean flag
     if any("$" in v for v in values):
-        out.refused.append((given, "holds a shell expression; give the value itself (or pass the command unquoted so "
-                                   "that the shell expands it)"))
+        out.refused.append(
+            (
+                given,
+                "holds a shell expression; give the value itself (or pass the command unquoted so "
+                "that the shell expands it)",
+            )
+        )
         return
     try:
         if flag.convert:
@@ -160,8 +165,11 @@ def _without_version(out: Translation) -> None:
     """--add_version false: the run goes into --output_dir itself, as in ms-swift."""
     if "--no-version" not in out.overrides:
         return
-    out.overrides = [o.replace(f"/{RUN_NAME}", "") if o.startswith("hydra.run.dir=") else o
-                     for o in out.overrides if o != "--no-version"]
+    out.overrides = [
+        o.replace(f"/{RUN_NAME}", "") if o.startswith("hydra.run.dir=") else o
+        for o in out.overrides
+        if o != "--no-version"
+    ]
     out.mapped = [(g, b.replace("--no-version", "hydra.run.dir=--output_dir itself")) for g, b in out.mapped]
 
 
@@ -169,13 +177,18 @@ def _hub_ids(out: Translation, flags: list[tuple[str, list[str]]]) -> None:
     given = dict(flags)
     if given.get("use_hf") == ["true"]:
         return
-    bare = [v.split("#")[0].split(":")[0] for name in ("model", "dataset", "teacher_model", "reward_model", "ref_model")
-            for v in given.get(name, [])]
+    bare = [
+        v.split("#")[0].split(":")[0]
+        for name in ("model", "dataset", "teacher_model", "reward_model", "ref_model")
+        for v in given.get(name, [])
+    ]
     ids = [v for v in bare if HUB_ID.match(v) and not Path(v).exists()]
     if ids:
-        out.notes.append(f"ms-swift reads {', '.join(ids)} from ModelScope (no --use_hf true); rlhf_lab reads the Hugging "
-                         "Face Hub, where a ModelScope id may be missing or named differently: check each one, or "
-                         "download it and give the local folder")
+        out.notes.append(
+            f"ms-swift reads {', '.join(ids)} from ModelScope (no --use_hf true); rlhf_lab reads the Hugging "
+            "Face Hub, where a ModelScope id may be missing or named differently: check each one, or "
+            "download it and give the local folder"
+        )
 
 
 def _nproc_without_engine(out: Translation, env: dict[str, str]) -> None:
@@ -213,13 +226,18 @@ def _check_against_schemas(out: Translation) -> None:
 
 def main(args: list[str]) -> int:
     if not args:
-        print("usage: python -m rlhf_lab from-swift <a swift rlhf command line, its words, or a script file>",
-              file=sys.stderr)
+        print(
+            "usage: python -m rlhf_lab from-swift <a swift rlhf command line, its words, or a script file>",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     words = words_of(args)
     if not any(w.startswith("--") for w in words):
-        print(f"config error: no swift rlhf flags found in {' '.join(args)[:80]!r}; give the command line (swift rlhf "
-              "--rlhf_type dpo --model ...) or a script that holds it", file=sys.stderr)
+        print(
+            f"config error: no swift rlhf flags found in {' '.join(args)[:80]!r}; give the command line (swift rlhf "
+            "--rlhf_type dpo --model ...) or a script that holds it",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     result = translate(words)
     print(result.command())

@@ -72,8 +72,16 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[str]]:
         status = summary.get("status", "unknown")
         if status == "running":  # the job died without writing its end state
             status = "died"
-        rows.append({"job": job_dir.name, "status": status, "error": summary.get("error", ""),
-                     "traceback": summary.get("traceback", ""), **overrides, **metrics})
+        rows.append(
+            {
+                "job": job_dir.name,
+                "status": status,
+                "error": summary.get("error", ""),
+                "traceback": summary.get("traceback", ""),
+                **overrides,
+                **metrics,
+            }
+        )
     swept = [k for k in override_keys if len({str(r.get(k)) for r in rows}) > 1] or override_keys
     return rows, swept, metric_cols
 
@@ -97,7 +105,9 @@ def write_tables(sweep_dir: Path, rows: list[dict], swept: list[str], metric_col
         import yaml
 
         best = yaml.safe_load(search.read_text())
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["best_params"].items())
+        params = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["best_params"].items()
+        )
         lines += ["", f"Best trial: {params} (objective {best['best_value']})"]
     table = sweep_dir / "sweep_summary.md"
     table.write_text("\n".join(lines) + "\n")
