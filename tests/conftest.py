@@ -19,7 +19,62 @@ TINY = [
 ]
 
 
+class CliResult:
+    """What a command left: its exit code and what it printed (as subprocess.CompletedProcess has them)."""
+
+    def __init__(self, args, returncode, stdout, stderr):
+        self.args, self.returncode, self.stdout, self.stderr = args, returncode, stdout, stderr
+
+
 def run_cli(args, cwd, env=None, timeout=600):
+    """python -m rlhf_lab ARGS, run in this process: the command line's own entry (cli.main), with its working
+    directory, environment and argv, its exit code from SystemExit and its output captured. The heavy imports are
+    paid once per test session instead of once per command; the process-wide state a command touches (environment,
+    working directory, logging handlers, Hydra's global state) is put back afterwards. Tests of what only a process
+    boundary shows (signals, kills, import lightness, launchers' workers) use run_cli_process."""
+    import contextlib
+    import io
+    import logging
+    import traceback
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rlhf_lab import cli
+    from rlhf_lab.tracking import sweep
+
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv[:], os.getcwd()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update({"WANDB_SILENT": "true", **(env or {})})
+    os.chdir(cwd)
+    sys.argv = ["rlhf_lab", *[str(a) for a in args]]
+    cli._job_started, sweep.last_sweep = False, None
+    GlobalHydra.instance().clear()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:  # what the interpreter would print before exiting with 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        for handler in root.handlers:
+            if handler not in saved_handlers:
+                handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        GlobalHydra.instance().clear()
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return CliResult(args, code, out.getvalue(), err.getvalue())
+
+
+def run_cli_process(args, cwd, env=None, timeout=600):
     """python -m rlhf_lab ARGS in a subprocess; returns the CompletedProcess."""
     full_env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     return subprocess.run(
@@ -45,7 +100,8 @@ def logged_metrics(run_dir: Path) -> set[str]:
 def build_trainer(compose, tmp_path, overrides, bf16=False):
     """The trainer a run would train with, built in-process on the tiny model (nothing trained)."""
     from rlhf_lab.data.load import load_splits
-    from rlhf_lab.pipeline import build_trainer as build, load_inputs
+    from rlhf_lab.pipeline import build_trainer as build
+    from rlhf_lab.pipeline import load_inputs
     from rlhf_lab.run import build_run
 
     run = build_run(compose(list(overrides)), tmp_path)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, read_summary, run_cli
+from conftest import TINY, read_summary, run_cli, run_cli_process
 
 from rlhf_lab import fingerprint
 from rlhf_lab.errors import ConfigError, ModelError
@@ -363,16 +363,17 @@ def test_an_unreachable_wandb_server_is_one_line_quickly(clean_wandb_env, caplog
 
 
 def test_a_hub_model_offline_and_not_cached_is_one_line(tmp_path):
+    # huggingface_hub reads these variables when it is imported: a process of its own.
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     start = time.time()
-    proc = run_cli(["model=qwen3_8b", "--cfg", "job"], cwd=tmp_path, env=env)
+    proc = run_cli_process(["model=qwen3_8b", "--cfg", "job"], cwd=tmp_path, env=env)
     line = one_error_line(proc)
     assert (
         line.startswith("model error: model.name_or_path: Qwen/Qwen3-8B is not in the local Hugging Face cache")
         and "HF_HUB_OFFLINE" in line
     ), line
     assert time.time() - start < 10
-    real = run_cli(["model=qwen3_8b", "hydra.run.dir=runs/a"], cwd=tmp_path, env=env)
+    real = run_cli_process(["model=qwen3_8b", "hydra.run.dir=runs/a"], cwd=tmp_path, env=env)
     assert one_error_line(real) == line and not (tmp_path / "runs" / "a").exists()
 
 
