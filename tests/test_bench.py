@@ -4,7 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 
 def test_bench_short_mode_measures_both_sides(tmp_path, tiny_model_dir):

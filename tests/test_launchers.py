@@ -3,10 +3,13 @@
 import csv
 import math
 
+import pytest
 import yaml
 from conftest import CONF_DIR, read_summary, run_cli
 
 from rlhf_lab.job import objective_value
+
+pytestmark = pytest.mark.slow
 
 QUICK = [
     "model=tiny",

@@ -232,6 +232,7 @@ def test_secrets_never_reach_the_run_directory_or_the_logs(tmp_path, tiny_model_
 # ---- sweeps: a crashing job, and memory from job to job ----
 
 
+@pytest.mark.slow
 def test_a_sweep_survives_a_crashing_job_and_memory_stays_flat(tmp_path, tiny_model_dir):
     # A crash (not a config error) in job 3 of 10, all jobs in one process (Hydra's basic launcher).
     driver = tmp_path / "drive.py"
@@ -291,6 +292,7 @@ def test_a_sweep_survives_a_crashing_job_and_memory_stays_flat(tmp_path, tiny_mo
     assert peaks[-1] - peaks[-6] < 50, peaks
 
 
+@pytest.mark.slow
 def test_a_preempted_submitit_job_checkpoints_requeues_and_resumes(tmp_path, tiny_model_dir):
     sweep = tmp_path / "sweep"
     proc = start(
