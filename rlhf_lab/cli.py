@@ -170,6 +170,10 @@ def main() -> int:
             raise
         print(explain(e), file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:
+        # The reader went away (`--help | head`): nothing is wrong, and nothing more can be printed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         # Hydra creates the run or sweep directory and writes .hydra/ there before any job starts.
         if user_wants_traceback or _job_started:

@@ -128,3 +128,16 @@ def test_cli_help_with_a_group_option(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert _key_line(proc.stdout, "algorithm.num_generations")[1] == "8"
     assert _flat(field_help(GRPO, "num_generations")) in _flat(proc.stdout)
+
+
+def test_help_into_a_closed_pipe_ends_quietly():
+    """`--help | head`: the reader may be gone before help is written (here it is closed at once)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlhf_lab", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0 and stderr == "", stderr
