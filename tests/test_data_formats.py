@@ -393,3 +393,43 @@ def test_named_datasets_check_the_algorithm(compose, tmp_path):
         "main",
         {"question": "prompt", "answer": "solution"},
     )
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["train.jsonl", "val.jsonl"],
+        ["training.csv", "dev.csv", "testing.csv"],
+        ["train.jsonl.gz", "validation.jsonl.gz", "notes.txt"],
+    ],
+)
+def test_a_plain_folder_splits_as_datasets_splits_it(tmp_path, names):
+    """One file per split, named for it: resolved without datasets, and the same as datasets' own rules."""
+    from datasets import load_dataset_builder
+
+    from rlhf_lab.data.sources import _plain_layout
+
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"")
+    reference = load_dataset_builder(str(tmp_path)).config.data_files
+    expected = {
+        str(split): sorted(str(f) for f in files if not f.endswith(".txt")) for split, files in reference.items()
+    }
+    assert _plain_layout(tmp_path) == expected
+
+
+def test_other_folders_are_left_to_datasets(tmp_path):
+    from rlhf_lab.data.sources import _plain_layout
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train-00000.parquet").write_bytes(b"")
+    assert _plain_layout(tmp_path) is None
+    (tmp_path / "data" / "train-00000.parquet").unlink()
+    (tmp_path / "train.jsonl").write_bytes(b"")
+    (tmp_path / "val.csv").write_bytes(b"")
+    assert _plain_layout(tmp_path) is None  # two formats: datasets refuses it, with its reason
+    (tmp_path / "val.csv").unlink()
+    (tmp_path / "README.md").write_text("---\nconfigs: []\n---\n")
+    assert _plain_layout(tmp_path) is None

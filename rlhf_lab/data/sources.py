@@ -126,6 +126,9 @@ class Source:
     @cached_property
     def _data_files(self) -> dict[str, list[str]]:
         """Split -> files, by datasets' rules for a dataset repository (file names, or the README's configs)."""
+        plain = _plain_layout(self.path) if self.subset is None else None
+        if plain is not None:
+            return plain
         from datasets import load_dataset_builder
 
         try:
@@ -146,6 +149,43 @@ class Source:
                 "optionally .gz) in a layout datasets recognises",
             )
         return readable
+
+
+# datasets' split keywords (datasets.data_files.SPLIT_KEYWORDS), for the one layout read without importing it.
+_SPLIT_FILE_STEMS = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "dev": "validation",
+    "val": "validation",
+    "test": "test",
+    "testing": "test",
+    "eval": "test",
+    "evaluation": "test",
+}
+
+
+def _plain_layout(folder: Path) -> dict[str, list[str]] | None:
+    """The commonest folder, one data file per split named for it (train.jsonl, val.jsonl), all of one format, and
+    nothing else datasets would read: resolved as datasets resolves it, without importing datasets (half a second of
+    a dry run). None for any other layout: datasets decides."""
+    if (folder / "README.md").exists():
+        return None  # its configs may name the files
+    splits: dict[str, list[str]] = {}
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            if any(_readable(str(f)) for f in entry.rglob("*")):
+                return None  # shards in sub-folders
+            continue
+        if not _readable(entry.name):
+            continue
+        split = _SPLIT_FILE_STEMS.get(entry.name.split(".")[0].lower())
+        if split is None or split in splits:
+            return None
+        splits[split] = [str(entry)]
+    suffixes = {"".join(Path(files[0]).suffixes).lower() for files in splits.values()}
+    return splits if len(suffixes) == 1 else None  # one format for all splits, or datasets refuses the folder
 
 
 def _readable(file: str) -> bool:
