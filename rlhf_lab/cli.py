@@ -13,6 +13,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlhf_lab.config_errors import explain
 from rlhf_lab.errors import EXIT_USER_ERROR, ConfigError, UserError, print_error_line
+from rlhf_lab.hydra_flags import INFO_TOPICS, MODE_FLAGS, VALUE_FLAGS
 from rlhf_lab.paths import CONF_DIR
 from rlhf_lab.schema import register_schemas
 
@@ -70,35 +71,6 @@ def register_start_resolver() -> None:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
 
 
-# Hydra's flags that take a value, and those that choose what the command does (at most one of these).
-_VALUE_FLAGS = {
-    "--cfg",
-    "-c",
-    "--package",
-    "-p",
-    "--config-path",
-    "-cp",
-    "--config-name",
-    "-cn",
-    "--config-dir",
-    "-cd",
-    "--experimental-rerun",
-}
-_MODE_FLAGS = {
-    "--run": "--run",
-    "-r": "--run",
-    "--multirun": "--multirun",
-    "-m": "--multirun",
-    "--cfg": "--cfg",
-    "-c": "--cfg",
-    "--info": "--info",
-    "-i": "--info",
-    "--shell-completion": "--shell-completion",
-    "-sc": "--shell-completion",
-}
-_INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
-
-
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     """(Hydra's flags with their values, the overrides)."""
     flags, overrides = [], []
@@ -107,9 +79,7 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
         arg = args[i]
         if arg.startswith("-"):
             flags.append(arg)
-            takes = arg in _VALUE_FLAGS or (
-                arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in _INFO_TOPICS
-            )
+            takes = arg in VALUE_FLAGS or (arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in INFO_TOPICS)
             if takes and i + 1 < len(args):
                 flags.append(args[i + 1])
                 i += 1
@@ -145,7 +115,7 @@ def main() -> int:
         added = environment_overrides(overrides)
         sys.argv[1:] = [*added, *args]  # before any flag: argparse takes overrides only ahead of them
         overrides += added
-        modes = sorted({_MODE_FLAGS[f] for f in flags if f in _MODE_FLAGS})
+        modes = sorted({MODE_FLAGS[f] for f in flags if f in MODE_FLAGS})
         if modes == ["--cfg", "--multirun"]:
             return dry_run_sweep(overrides)
         if len(modes) > 1:

@@ -391,3 +391,17 @@ def test_a_cached_hub_model_needs_no_network(tmp_path, monkeypatch):
     check_hub_model("org/m", "model.name_or_path")
     with pytest.raises(ModelError, match="org/other is not in the local Hugging Face cache"):
         check_hub_model("org/other", "model.name_or_path")
+
+
+def test_the_hydra_flag_table_is_hydras_own():
+    # hydra._internal: the parser Hydra's main builds; a Hydra upgrade that adds or renames a flag fails here.
+    from hydra._internal.utils import get_args_parser
+
+    from rlhf_lab.hydra_flags import HYDRA_FLAGS, VALUE_FLAGS
+
+    actions = get_args_parser()._actions
+    assert {o for a in actions for o in a.option_strings} == HYDRA_FLAGS
+    takes_value = {
+        o for a in actions if a.option_strings and a.nargs is None and a.const is None for o in a.option_strings
+    }
+    assert takes_value >= VALUE_FLAGS

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rlhf_lab.errors import ConfigError
+from rlhf_lab.hydra_flags import HYDRA_FLAGS
 
 
 class Refused(Exception):
@@ -424,34 +425,6 @@ KEPT_ENV = (
     "HF_HOME",
     "HF_HUB_OFFLINE",
 )
-
-# Hydra's own flags: anything else that starts with '-' is somebody else's.
-HYDRA_FLAGS = {
-    "--help",
-    "-h",
-    "--hydra-help",
-    "--version",
-    "--cfg",
-    "-c",
-    "--resolve",
-    "--package",
-    "-p",
-    "--run",
-    "-r",
-    "--multirun",
-    "-m",
-    "--shell-completion",
-    "-sc",
-    "--config-path",
-    "-cp",
-    "--config-name",
-    "-cn",
-    "--config-dir",
-    "-cd",
-    "--experimental-rerun",
-    "--info",
-    "-i",
-}
 
 
 def pointer(name: str) -> str | None:
