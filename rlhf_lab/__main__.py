@@ -4,7 +4,7 @@ import sys
 
 
 def main() -> None:
-    from rlhf_lab.cli import main as cli_main
+    from rlhf_lab.cli.main import main as cli_main
 
     sys.exit(cli_main())
 

@@ -75,3 +75,16 @@ def publish_dir(tmp_dir: Path, final_dir: Path) -> None:
     if final_dir.exists():
         shutil.rmtree(final_dir)
     os.replace(tmp_dir, final_dir)
+
+
+def publish_cache_entry(tmp_dir: Path, final_dir: Path, complete: str = "config.json") -> None:
+    """Give a cache entry built under a temporary name its final name. Processes that build the same entry at once
+    (a job array, parallel tests) all succeed: the first complete entry is kept and later copies are dropped, so an
+    entry another process may be reading is never removed. A leftover without its `complete` file is replaced."""
+    try:
+        os.rename(tmp_dir, final_dir)  # fails while final_dir holds anything
+    except OSError:
+        if not (final_dir / complete).exists():
+            publish_dir(tmp_dir, final_dir)
+        else:
+            shutil.rmtree(tmp_dir, ignore_errors=True)

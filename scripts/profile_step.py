@@ -22,7 +22,7 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from rlhf_lab.schema import register_schemas
+    from rlhf_lab.config import register_schemas
 
     register_schemas()
     with initialize_config_dir(CONF_DIR, version_base="1.3", job_name="profile"):
@@ -63,10 +63,10 @@ def main() -> None:
     import torch
     from transformers import TrainerCallback, set_seed
 
+    from rlhf_lab.config.run import build_run
     from rlhf_lab.data.load import load_splits
     from rlhf_lab.models.precision import resolve_bf16
-    from rlhf_lab.pipeline import build_trainer, load_inputs
-    from rlhf_lab.run import build_run
+    from rlhf_lab.training.pipeline import build_trainer, load_inputs
 
     total = args.warmup + args.steps
     overrides = [*args.overrides, f"train.max_steps={total}", "train.eval=false", "logger=none"]

@@ -8,15 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = str(ROOT / "conf")
-# Small and quick settings for end-to-end runs on the tiny model.
-TINY = [
-    "model=tiny",
-    "train.max_steps=2",
-    "train.per_device_train_batch_size=2",
-    "train.gradient_accumulation_steps=1",
-    "train.logging_steps=1",
-    "dataset.max_samples=8",
-]
+# Small and quick settings for end-to-end runs on the tiny model (conf/debug/smoke.yaml); keys given after it win.
+TINY = ["debug=smoke"]
 
 
 class CliResult:
@@ -39,7 +32,7 @@ def run_cli(args, cwd, env=None, timeout=600):
 
     from hydra.core.global_hydra import GlobalHydra
 
-    from rlhf_lab import cli
+    from rlhf_lab.cli import main as cli
     from rlhf_lab.tracking import sweep
 
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv[:], os.getcwd()
@@ -99,10 +92,10 @@ def logged_metrics(run_dir: Path) -> set[str]:
 
 def build_trainer(compose, tmp_path, overrides, bf16=False):
     """The trainer a run would train with, built in-process on the tiny model (nothing trained)."""
+    from rlhf_lab.config.run import build_run
     from rlhf_lab.data.load import load_splits
-    from rlhf_lab.pipeline import build_trainer as build
-    from rlhf_lab.pipeline import load_inputs
-    from rlhf_lab.run import build_run
+    from rlhf_lab.training.pipeline import build_trainer as build
+    from rlhf_lab.training.pipeline import load_inputs
 
     run = build_run(compose(list(overrides)), tmp_path)
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed, images=run.spec.images)
@@ -123,7 +116,7 @@ def compose():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rlhf_lab.schema import register_schemas
+    from rlhf_lab.config import register_schemas
 
     register_schemas()
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from rlhf_lab.config.dataset import DatasetConfig
 from rlhf_lab.data.load import load_file, load_splits, write_dropped
 from rlhf_lab.errors import DataError
-from rlhf_lab.schema.dataset import DatasetConfig
 
 GOOD = {
     "messages": [

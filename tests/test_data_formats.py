@@ -8,9 +8,9 @@ import pytest
 from conftest import run_cli
 from helpers.data_files import write_jsonl, write_kind
 
+from rlhf_lab.config.dataset import DatasetConfig
 from rlhf_lab.data.load import load_file, load_splits
 from rlhf_lab.errors import ConfigError, DataError
-from rlhf_lab.schema.dataset import DatasetConfig
 
 SYSTEM, Q, A, B = "Be brief.", "What is 2 + 2?", "4", "5"
 PROMPT = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": Q}]
@@ -347,7 +347,7 @@ def test_sources_mix_with_sampled_counts_per_source(tmp_path):
 
 
 def test_held_out_rows_follow_the_data_never_the_bundled_set(tmp_path, compose):
-    from rlhf_lab.run import build_run
+    from rlhf_lab.config.run import build_run
 
     mine = write_jsonl(tmp_path / "mine.jsonl", ROWS * 4)
     run = build_run(compose([f"dataset.path={mine}"]), tmp_path / "run")
@@ -383,7 +383,7 @@ def test_an_unreachable_hub_is_one_line_quickly(tmp_path):
 
 
 def test_named_datasets_check_the_algorithm(compose, tmp_path):
-    from rlhf_lab.run import build_run
+    from rlhf_lab.config.run import build_run
 
     with pytest.raises(ConfigError, match="suits algorithm=grpo/ppo, not dpo"):
         build_run(compose(["dataset=gsm8k"]), tmp_path)

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from rlhf_lab.algorithms.dpo import loss_terms
-from rlhf_lab.schema.algorithm import DPOConfig
+from rlhf_lab.algorithms.preference.config import DPOConfig
+from rlhf_lab.algorithms.preference.dpo import loss_terms
 
 
 def test_loss_terms_mapping():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from rlhf_lab.config.run import build_run
 from rlhf_lab.paths import CONF_DIR
-from rlhf_lab.run import build_run
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
 README = Path(CONF_DIR).parent / "README.md"
@@ -69,7 +69,7 @@ def compose(overrides=(), conf_dir=CONF_DIR, with_hydra=False):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rlhf_lab.schema import register_schemas
+    from rlhf_lab.config import register_schemas
 
     register_schemas()
     GlobalHydra.instance().clear()

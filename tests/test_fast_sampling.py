@@ -5,8 +5,8 @@ import math
 import torch
 from transformers import AutoModelForCausalLM, GenerationConfig
 
-from rlhf_lab.algorithms import fast_sampling
-from rlhf_lab.algorithms.fast_sampling import InverseCdfDraw, sampling_warpers
+from rlhf_lab.models import fast_sampling
+from rlhf_lab.models.fast_sampling import InverseCdfDraw, sampling_warpers
 
 
 def assert_frequencies(tokens: torch.Tensor, probs: torch.Tensor):

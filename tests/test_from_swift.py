@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_lab.swift.flags import FLAGS
-from rlhf_lab.swift.translate import translate, words_of
+from rlhf_lab.cli.swift.flags import FLAGS
+from rlhf_lab.cli.swift.translate import translate, words_of
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "rlhf_lab" / "demo_data"
@@ -109,8 +109,8 @@ def data_dir(tmp_path, monkeypatch):
     shutil.copy(DEMO / "shapes" / "train.jsonl", data / "mm_pairs.jsonl")
     shutil.copytree(DEMO / "shapes" / "images", data / "images")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("rlhf_lab.reachability.check_hub_model", lambda *a, **k: None)
-    monkeypatch.setattr("rlhf_lab.reachability.unreachable", lambda *a, **k: None)
+    monkeypatch.setattr("rlhf_lab.runtime.reachability.check_hub_model", lambda *a, **k: None)
+    monkeypatch.setattr("rlhf_lab.runtime.reachability.unreachable", lambda *a, **k: None)
     for var in ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "WANDB_MODE"):
         monkeypatch.delenv(var, raising=False)
     return data
@@ -118,9 +118,9 @@ def data_dir(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("line", readme_examples(), ids=lambda line: re.search(r"--rlhf_type (\w+)", line).group(1))
 def test_every_readme_example_translates_into_a_run_that_passes_the_dry_run(data_dir, line):
-    from rlhf_lab.cli import register_start_resolver
-    from rlhf_lab.preflight import check
-    from rlhf_lab.schema import register_schemas
+    from rlhf_lab.cli.main import register_start_resolver
+    from rlhf_lab.cli.preflight import check
+    from rlhf_lab.config import register_schemas
 
     register_schemas()
     register_start_resolver()

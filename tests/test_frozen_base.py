@@ -112,7 +112,7 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 from conftest import TINY, build_trainer
 from hydra import compose as hydra_compose, initialize_config_dir
-from rlhf_lab.schema import register_schemas
+from rlhf_lab.config import register_schemas
 
 register_schemas()
 with initialize_config_dir({conf!r}, version_base="1.3"):

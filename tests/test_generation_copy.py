@@ -86,10 +86,10 @@ def test_the_copy_samples_from_the_policys_distribution_within_bf16_rounding(tra
 
 
 def test_auto_uses_the_copy_only_with_bf16_on_a_cpu(compose, tmp_path, tiny_model_dir):
-    from rlhf_lab.algorithms.grpo import use_generation_copy
+    from rlhf_lab.algorithms.grpo.build import use_generation_copy
+    from rlhf_lab.config.run import build_run
     from rlhf_lab.data.load import load_splits
-    from rlhf_lab.pipeline import load_inputs
-    from rlhf_lab.run import build_run
+    from rlhf_lab.training.pipeline import load_inputs
 
     run = build_run(compose([*GRPO]), tmp_path)
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY, build_trainer, read_summary, run_cli
 
-from rlhf_lab.algorithms.gkd import check_shared_vocabulary
-from rlhf_lab.algorithms.gkd_trainer import sft_loss
+from rlhf_lab.algorithms.gkd.build import check_shared_vocabulary
+from rlhf_lab.algorithms.gkd.trainer import sft_loss
 from rlhf_lab.errors import ModelError
 from rlhf_lab.evaluation.distill import generalized_jsd
 

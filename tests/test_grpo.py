@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY, build_trainer, logged_metrics, read_summary, run_cli
 
-from rlhf_lab.algorithms import dynamic_sampling as ds
+from rlhf_lab.algorithms.grpo import dynamic_sampling as ds
 
 TESTS = str(ROOT / "tests")
 # Two answers per prompt, two prompts per step; a length reward so that answers of a group differ.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import TINY, read_summary, run_cli, run_cli_process
 
-from rlhf_lab import fingerprint
 from rlhf_lab.errors import ConfigError, ModelError
+from rlhf_lab.runtime import fingerprint
 
 QUICK = [*TINY, "train.max_steps=1", "train.eval=false"]
 
@@ -291,7 +291,7 @@ def test_environment_that_disagrees_is_an_error(tmp_path, args, env, expected):
 
 
 def test_model_presets_carry_their_own_training_defaults(compose, tmp_path):
-    from rlhf_lab.run import build_run
+    from rlhf_lab.config.run import build_run
 
     demo = build_run(compose([]), tmp_path).train
     assert demo.learning_rate == 5e-4 and demo.per_device_train_batch_size == 4
@@ -322,7 +322,7 @@ def clean_wandb_env(monkeypatch):
 
 
 def test_wandb_mode_obeys_the_environment(clean_wandb_env):
-    from rlhf_lab.reachability import wandb_mode
+    from rlhf_lab.runtime.reachability import wandb_mode
 
     env = clean_wandb_env
     env.setenv("WANDB_API_KEY", "x" * 40)
@@ -340,7 +340,7 @@ def test_wandb_mode_obeys_the_environment(clean_wandb_env):
 
 
 def test_an_unreachable_wandb_server_is_one_line_quickly(clean_wandb_env, caplog):
-    from rlhf_lab.reachability import wandb_mode
+    from rlhf_lab.runtime.reachability import wandb_mode
 
     env = clean_wandb_env
     env.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
@@ -378,7 +378,7 @@ def test_a_hub_model_offline_and_not_cached_is_one_line(tmp_path):
 
 
 def test_a_cached_hub_model_needs_no_network(tmp_path, monkeypatch):
-    from rlhf_lab.reachability import check_hub_model
+    from rlhf_lab.runtime.reachability import check_hub_model
 
     # A hub cache laid out as huggingface_hub writes it, holding the model's config.
     snapshot = tmp_path / "hub" / "models--org--m" / "snapshots" / "abc"
@@ -397,7 +397,7 @@ def test_the_hydra_flag_table_is_hydras_own():
     # hydra._internal: the parser Hydra's main builds; a Hydra upgrade that adds or renames a flag fails here.
     from hydra._internal.utils import get_args_parser
 
-    from rlhf_lab.hydra_flags import HYDRA_FLAGS, VALUE_FLAGS
+    from rlhf_lab.cli.hydra_flags import HYDRA_FLAGS, VALUE_FLAGS
 
     actions = get_args_parser()._actions
     assert {o for a in actions for o in a.option_strings} == HYDRA_FLAGS

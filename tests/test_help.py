@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib
+import importlib.util
 import pkgutil
 import subprocess
 import sys
@@ -9,12 +10,13 @@ import typing
 
 import pytest
 
-import rlhf_lab.schema
-from rlhf_lab.help import WIDTH, render_help
+import rlhf_lab.algorithms
+import rlhf_lab.config
+from rlhf_lab.cli.help import WIDTH, render_help
+from rlhf_lab.config.fields import field_help
+from rlhf_lab.config.root import RootConfig
+from rlhf_lab.config.store import schemas
 from rlhf_lab.paths import CONF_DIR
-from rlhf_lab.schema.fields import field_help
-from rlhf_lab.schema.root import RootConfig
-from rlhf_lab.schema.store import schemas
 
 MAX_HELP = 150
 DPO = schemas()["algorithm"]["dpo"]
@@ -35,11 +37,26 @@ def _stored_schemas() -> list[type]:
     return list(dict.fromkeys(s for root in roots for s in _with_nested(root)))
 
 
+def _schema_modules() -> list[str]:
+    """rlhf_lab/config/ (but run.py: the validated Run is built from the keys, not a group of them) and each
+    algorithm family's config.py."""
+    shared = [f"rlhf_lab.config.{i.name}" for i in pkgutil.iter_modules(rlhf_lab.config.__path__) if i.name != "run"]
+    families = [
+        f"rlhf_lab.algorithms.{i.name}.config" for i in pkgutil.iter_modules(rlhf_lab.algorithms.__path__) if i.ispkg
+    ]
+    return shared + families
+
+
+def test_every_algorithm_family_has_its_options_module():
+    assert {"rlhf_lab.algorithms.preference.config", "rlhf_lab.algorithms.grpo.config"} <= set(_schema_modules())
+    assert all(importlib.util.find_spec(m) for m in _schema_modules())
+
+
 def _module_schemas() -> list[type]:
-    """Every dataclass defined in rlhf_lab/schema/, registered or not (base classes included)."""
+    """Every dataclass of the schema modules, registered or not (base classes included)."""
     found = []
-    for info in pkgutil.iter_modules(rlhf_lab.schema.__path__):
-        module = importlib.import_module(f"rlhf_lab.schema.{info.name}")
+    for name in _schema_modules():
+        module = importlib.import_module(name)
         found += [
             obj
             for obj in vars(module).values()
@@ -114,7 +131,7 @@ def test_help_shows_overridden_values():
     ],
 )
 def test_every_key_in_help_has_a_description(overrides):
-    from rlhf_lab.help import _compose, _sections
+    from rlhf_lab.cli.help import _compose, _sections
 
     rows = [row for rows in _sections(*_compose(CONF_DIR, overrides)).values() for row in rows]
     assert len(rows) > 50

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from conftest import CONF_DIR, read_summary, run_cli
 
-from rlhf_lab.job import objective_value
+from rlhf_lab.runtime.job import objective_value
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,8 @@ def test_slurm_preset_sizes_each_job_from_the_distributed_group():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rlhf_lab.cli import register_start_resolver
-    from rlhf_lab.schema import register_schemas
+    from rlhf_lab.cli.main import register_start_resolver
+    from rlhf_lab.config import register_schemas
 
     register_schemas()
     register_start_resolver()

@@ -35,8 +35,8 @@ CASES = {
 
 
 def _trainer(compose, tmp_path, overrides, lazy: bool):
-    from rlhf_lab.pipeline import build_trainer, lazy_plan, load_inputs, load_processing
-    from rlhf_lab.run import build_run
+    from rlhf_lab.config.run import build_run
+    from rlhf_lab.training.pipeline import build_trainer, lazy_plan, load_inputs, load_processing
 
     run = build_run(compose([*SMALL, *overrides, f"dataset.lazy_tokenize={str(lazy).lower()}"]), tmp_path)
     splits = load_splits(run.dataset, run.spec.data_format, run.train.seed)
@@ -75,8 +75,8 @@ def test_per_batch_rows_make_the_same_batches(compose, tmp_path, tiny_model_dir,
 def test_ppo_draws_rows_through_the_plan(tmp_path, tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from rlhf_lab.algorithms.ppo_trainer import PromptStream
-    from rlhf_lab.schema.dataset import DatasetConfig
+    from rlhf_lab.algorithms.ppo.trainer import PromptStream
+    from rlhf_lab.config.dataset import DatasetConfig
 
     rows = load_splits(DatasetConfig(path="pkg://rlhf_lab/demo_data/arith_math"), "prompts", 0).train
     check = LengthCheck(AutoTokenizer.from_pretrained(tiny_model_dir), "prompts", 512, "right")
@@ -88,7 +88,7 @@ def test_ppo_draws_rows_through_the_plan(tmp_path, tiny_model_dir):
 def test_rows_over_the_limit_are_replaced_or_refused_when_drawn(tmp_path, tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from rlhf_lab.schema.dataset import DatasetConfig
+    from rlhf_lab.config.dataset import DatasetConfig
 
     path = tmp_path / "d.jsonl"
     path.write_text(
@@ -111,9 +111,9 @@ def test_rows_over_the_limit_are_replaced_or_refused_when_drawn(tmp_path, tiny_m
 
 
 def test_auto_reads_large_datasets_per_batch(compose, tmp_path, tiny_model_dir, caplog, monkeypatch):
-    from rlhf_lab import schema
-    from rlhf_lab.pipeline import lazy_plan
-    from rlhf_lab.run import build_run
+    from rlhf_lab import config as schema
+    from rlhf_lab.config.run import build_run
+    from rlhf_lab.training.pipeline import lazy_plan
 
     monkeypatch.setattr(schema.dataset, "LAZY_ROWS", 100)
     for overrides, lazy in (([], True), (["dataset.max_samples=100"], False), (["algorithm=orpo"], False)):
@@ -132,7 +132,7 @@ def test_auto_reads_large_datasets_per_batch(compose, tmp_path, tiny_model_dir, 
     ],
 )
 def test_lazy_tokenize_true_where_it_cannot_apply_is_a_config_error(compose, tmp_path, overrides, fragment):
-    from rlhf_lab.run import build_run
+    from rlhf_lab.config.run import build_run
 
     with pytest.raises(ConfigError, match=fragment) as err:
         build_run(compose([*TINY, *overrides, "dataset.lazy_tokenize=true"]), tmp_path)

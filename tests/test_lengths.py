@@ -6,9 +6,9 @@ import logging
 import pytest
 from conftest import TINY, read_summary, run_cli
 
+from rlhf_lab.config.dataset import DatasetConfig
 from rlhf_lab.data.lengths import check_lengths, row_lengths
 from rlhf_lab.data.load import load_splits
-from rlhf_lab.schema.dataset import DatasetConfig
 
 LOG = logging.getLogger("test")
 

@@ -7,90 +7,90 @@ function sources, and a few config objects are inspected.
 Inventory (library object -- rlhf_lab file -- how it is used); paths are under rlhf_lab/:
 
 TRL
-  trl.GRPOTrainer._calculate_rewards -- algorithms/grpo_trainer.py -- override + super call + call from
+  trl.GRPOTrainer._calculate_rewards -- algorithms/grpo/trainer.py -- override + super call + call from
       score_answers; (inputs, prompts, completions, completion_ids_list) positional; result gathered over processes
   trl.GRPOTrainer._calculate_rewards[reward_kwargs] -- rewards/wrap.py -- read: the internal reward kwargs
       (log_extra, log_metric, environments) are stripped before user rewards run
-  trl.GRPOTrainer._generate_single_turn -- algorithms/grpo_trainer.py -- override (*args, **kwargs passed
+  trl.GRPOTrainer._generate_single_turn -- algorithms/grpo/trainer.py -- override (*args, **kwargs passed
       through); assumes TRL generates with self.model_wrapped, swapped for the generation copy during the call
-  trl.GRPOTrainer._generate_and_score_completions -- algorithms/grpo_trainer.py -- override + super calls
-      (inputs); its batch keys -- algorithms/dynamic_sampling.py -- read (padded, selected, recomputed)
-  trl.GRPOTrainer._metrics -- algorithms/grpo_trainer.py -- write (_metrics["train"][name].append)
-  trl.GRPOTrainer.reward_weights -- algorithms/grpo_trainer.py -- read (tensor)
-  trl.GRPOTrainer.num_generations -- algorithms/grpo_trainer.py -- read
+  trl.GRPOTrainer._generate_and_score_completions -- algorithms/grpo/trainer.py -- override + super calls
+      (inputs); its batch keys -- algorithms/grpo/dynamic_sampling.py -- read (padded, selected, recomputed)
+  trl.GRPOTrainer._metrics -- algorithms/grpo/trainer.py -- write (_metrics["train"][name].append)
+  trl.GRPOTrainer.reward_weights -- algorithms/grpo/trainer.py -- read (tensor)
+  trl.GRPOTrainer.num_generations -- algorithms/grpo/trainer.py -- read
   trl.GRPOTrainer.reward_func_names -- evaluation/online.py -- read
-  trl.DPOTrainer._prepare_dataset -- algorithms/lazy_rows.py (dpo.py) -- override + super calls
-  trl.KTOTrainer._prepare_dataset -- algorithms/lazy_rows.py (kto.py) -- override + super calls
-  trl.RewardTrainer._prepare_dataset -- algorithms/lazy_rows.py (rm.py); vision_trainers.py --
+  trl.DPOTrainer._prepare_dataset -- algorithms/lazy_rows.py (preference/dpo.py) -- override + super calls
+  trl.KTOTrainer._prepare_dataset -- algorithms/lazy_rows.py (preference/kto.py) -- override + super calls
+  trl.RewardTrainer._prepare_dataset -- algorithms/lazy_rows.py (preference/rm.py); vision/trainers.py --
       override + super calls
-  trl.RewardTrainer.compute_loss -- algorithms/vision_trainers.py -- override + positional super call
+  trl.RewardTrainer.compute_loss -- vision/trainers.py -- override + positional super call
   trl.DPOTrainer.ref_model -- patches/shared_prompt.py -- read
-  trl.experimental.gkd.GKDTrainer.generate_on_policy_outputs -- algorithms/gkd_trainer.py -- override as a
+  trl.experimental.gkd.GKDTrainer.generate_on_policy_outputs -- algorithms/gkd/trainer.py -- override as a
       method; called on the class as a staticmethod (model, inputs, generation_config)
-  trl.experimental.gkd.GKDTrainer.training_step -- algorithms/gkd_trainer.py -- override + super call
-  trl.experimental.gkd.GKDTrainer.compute_loss -- algorithms/gkd_trainer.py -- override + super call with
+  trl.experimental.gkd.GKDTrainer.training_step -- algorithms/gkd/trainer.py -- override + super call
+  trl.experimental.gkd.GKDTrainer.compute_loss -- algorithms/gkd/trainer.py -- override + super call with
       return_outputs=True, reads (loss, outputs).logits
   trl.experimental.gkd.GKDTrainer.generalized_jsd_loss -- evaluation/distill.py -- call on the class (static),
       beta=, reduction="none"
-  trl.experimental.gkd.GKDTrainer.teacher_model -- algorithms/gkd_trainer.py; evaluation/distill.py -- read
-  trl.experimental.cpo.CPOTrainer.concatenated_forward -- algorithms/vision_trainers.py -- override, 5-tuple
-  trl.experimental.cpo.CPOTrainer.tokenize_row -- algorithms/vision_trainers.py -- override (feature, model=None)
-  trl.experimental.cpo.CPOTrainer.loss_type -- algorithms/vision_trainers.py -- read
-  trl.experimental.cpo.CPOTrainer.cpo_alpha -- algorithms/vision_trainers.py -- read
-  trl.experimental.orpo.ORPOTrainer.concatenated_forward -- algorithms/vision_trainers.py -- override, 5-tuple
-  trl.experimental.orpo.ORPOTrainer.tokenize_row -- algorithms/vision_trainers.py -- override
-  trl.experimental.cpo / .orpo / .gkd -- algorithms/cpo.py, orpo.py, gkd.py, gkd_trainer.py,
-      vision_trainers.py; evaluation/distill.py -- import (experimental namespace)
+  trl.experimental.gkd.GKDTrainer.teacher_model -- algorithms/gkd/trainer.py; evaluation/distill.py -- read
+  trl.experimental.cpo.CPOTrainer.concatenated_forward -- vision/trainers.py -- override, 5-tuple
+  trl.experimental.cpo.CPOTrainer.tokenize_row -- vision/trainers.py -- override (feature, model=None)
+  trl.experimental.cpo.CPOTrainer.loss_type -- vision/trainers.py -- read
+  trl.experimental.cpo.CPOTrainer.cpo_alpha -- vision/trainers.py -- read
+  trl.experimental.orpo.ORPOTrainer.concatenated_forward -- vision/trainers.py -- override, 5-tuple
+  trl.experimental.orpo.ORPOTrainer.tokenize_row -- vision/trainers.py -- override
+  trl.experimental.cpo / .orpo / .gkd -- algorithms/preference/cpo.py, orpo.py, gkd/build.py, gkd/trainer.py,
+      vision/trainers.py; evaluation/distill.py -- import (experimental namespace)
   trl.trainer.utils._use_triton -- patches/scored_positions.py -- patch (module attribute replaced
       process-wide, read back as .original)
   trl.trainer.utils.add_fused_lm_head -- patches/shared_prompt.py -- wraps the forward it installs and
       calls it with fused_lm_head=, labels=, shift_labels=
   trl.trainer.utils.FusedCausalLMOutput -- patches/shared_prompt.py -- import from internal module, construct
-  trl.trainer.dpo_trainer.DataCollatorForVisionPreference -- algorithms/vision.py -- import from internal
+  trl.trainer.dpo_trainer.DataCollatorForVisionPreference -- vision/batches.py -- import from internal
       module, construct (processor=, max_length=)
-  trl.trainer.kto_trainer.DataCollatorForVisionUnpairedPreference -- algorithms/vision.py -- same, calculate_kl=
+  trl.trainer.kto_trainer.DataCollatorForVisionUnpairedPreference -- vision/batches.py -- same, calculate_kl=
 transformers
-  transformers.Trainer._save_checkpoint (and each TRL trainer's) -- checkpoints.py -- patch on the
-      instance, original called (model, trial); algorithms/ppo_trainer.py -- call
-  transformers.Trainer._get_output_dir -- checkpoints.py -- patch (shadowed on the instance during a save)
-  transformers.Trainer._load_from_checkpoint -- algorithms/ppo_trainer.py -- call (checkpoint, model=)
-  transformers.Trainer._load_optimizer_and_scheduler -- algorithms/ppo_trainer.py -- call (checkpoint)
-  transformers.Trainer._load_rng_state -- algorithms/ppo_trainer.py -- call (checkpoint)
-  transformers.Trainer._prepare_for_training -- algorithms/ppo_trainer.py -- call (max_steps, None, None) ->
+  transformers.Trainer._save_checkpoint (and each TRL trainer's) -- training/checkpoints.py -- patch on the
+      instance, original called (model, trial); algorithms/ppo/trainer.py -- call
+  transformers.Trainer._get_output_dir -- training/checkpoints.py -- patch (shadowed on the instance during a save)
+  transformers.Trainer._load_from_checkpoint -- algorithms/ppo/trainer.py -- call (checkpoint, model=)
+  transformers.Trainer._load_optimizer_and_scheduler -- algorithms/ppo/trainer.py -- call (checkpoint)
+  transformers.Trainer._load_rng_state -- algorithms/ppo/trainer.py -- call (checkpoint)
+  transformers.Trainer._prepare_for_training -- algorithms/ppo/trainer.py -- call (max_steps, None, None) ->
       (model, dataloader); creates optimizer and scheduler
-  transformers.Trainer.save_model -- algorithms/ppo_trainer.py -- override (output_dir, _internal_call)
-  transformers.Trainer.train -- algorithms/ppo_trainer.py -- override (resume_from_checkpoint, trial, **kwargs)
-  transformers.Trainer.model_wrapped -- algorithms/ppo_trainer.py; grpo_trainer.py -- read/write
-  transformers.Trainer.callback_handler -- algorithms/ppo_trainer.py -- read
-  transformers.Trainer.control -- algorithms/ppo_trainer.py -- read/write
-  transformers.trainer_callback.CallbackHandler.callbacks -- algorithms/ppo_trainer.py -- read
+  transformers.Trainer.save_model -- algorithms/ppo/trainer.py -- override (output_dir, _internal_call)
+  transformers.Trainer.train -- algorithms/ppo/trainer.py -- override (resume_from_checkpoint, trial, **kwargs)
+  transformers.Trainer.model_wrapped -- algorithms/ppo/trainer.py; algorithms/grpo/trainer.py -- read/write
+  transformers.Trainer.callback_handler -- algorithms/ppo/trainer.py -- read
+  transformers.Trainer.control -- algorithms/ppo/trainer.py -- read/write
+  transformers.trainer_callback.CallbackHandler.callbacks -- algorithms/ppo/trainer.py -- read
   transformers.trainer_callback.CallbackHandler.on_train_begin / on_step_begin / on_step_end / on_save /
-      on_train_end -- algorithms/ppo_trainer.py -- call (args, state, control)
-  transformers.trainer_callback.ExportableState -- algorithms/ppo_trainer.py -- import from submodule
-  transformers.TrainerState -- algorithms/ppo_trainer.py -- construct with keywords, write fields
-  transformers.TrainerState.load_from_json -- algorithms/ppo_trainer.py -- call (classmethod)
-  transformers.TrainerState.compute_steps -- resume_intervals.py -- call (args, max_steps)
-  transformers.trainer_utils.TrainOutput -- algorithms/ppo_trainer.py -- construct positionally;
-      pipeline.py -- read training_loss
-  transformers.trainer_utils.PREFIX_CHECKPOINT_DIR -- checkpoints.py -- mirror ("checkpoint-")
-  transformers.trainer.TRAINER_STATE_NAME -- checkpoints.py; algorithms/ppo_trainer.py -- mirror
+      on_train_end -- algorithms/ppo/trainer.py -- call (args, state, control)
+  transformers.trainer_callback.ExportableState -- algorithms/ppo/trainer.py -- import from submodule
+  transformers.TrainerState -- algorithms/ppo/trainer.py -- construct with keywords, write fields
+  transformers.TrainerState.load_from_json -- algorithms/ppo/trainer.py -- call (classmethod)
+  transformers.TrainerState.compute_steps -- training/resume_intervals.py -- call (args, max_steps)
+  transformers.trainer_utils.TrainOutput -- algorithms/ppo/trainer.py -- construct positionally;
+      training/pipeline.py -- read training_loss
+  transformers.trainer_utils.PREFIX_CHECKPOINT_DIR -- training/checkpoints.py -- mirror ("checkpoint-")
+  transformers.trainer.TRAINER_STATE_NAME -- training/checkpoints.py; algorithms/ppo/trainer.py -- mirror
   transformers.PretrainedConfig._attn_implementation -- patches/shared_prompt.py -- read
-  transformers.AutoModelForImageTextToText._model_mapping -- models/vision.py -- read (indexed by config class)
-  transformers.modeling_layers.GenericForSequenceClassification -- models/vision.py -- import from internal
-      module, mixed into a new class; algorithms/ppo_models.py -- read base_model_prefix backbone and .score
-  transformers.modeling_utils.PreTrainedModel -- models/vision.py -- import from submodule
-  transformers.trainer_utils.SchedulerType -- schema/train.py -- mirror (LR_SCHEDULERS)
-  transformers.TrainingArguments._process_fsdp_args -- schema/distributed.py (algorithms/common.py) --
+  transformers.AutoModelForImageTextToText._model_mapping -- vision/models.py -- read (indexed by config class)
+  transformers.modeling_layers.GenericForSequenceClassification -- vision/models.py -- import from internal
+      module, mixed into a new class; algorithms/ppo/models.py -- read base_model_prefix backbone and .score
+  transformers.modeling_utils.PreTrainedModel -- vision/models.py -- import from submodule
+  transformers.trainer_utils.SchedulerType -- config/train.py -- mirror (LR_SCHEDULERS)
+  transformers.TrainingArguments._process_fsdp_args -- config/distributed.py (algorithms/common.py) --
       reads the fsdp_config keys rlhf_lab writes (an unknown key is silently ignored)
-  transformers.integrations.deepspeed.HfTrainerDeepSpeedConfig.trainer_config_process -- schema/distributed.py
+  transformers.integrations.deepspeed.HfTrainerDeepSpeedConfig.trainer_config_process -- config/distributed.py
       -- fills the "auto" values rlhf_lab writes
 peft
-  peft.tuners.lora.LoraLayer -- algorithms/generation_copy.py; models/frozen_base.py -- import, isinstance
-  peft.tuners.lora.LoraLayer.get_base_layer -- algorithms/generation_copy.py; models/frozen_base.py -- call
-  peft.tuners.lora.Linear.get_delta_weight -- algorithms/generation_copy.py -- call (adapter)
+  peft.tuners.lora.LoraLayer -- algorithms/grpo/generation_copy.py; models/frozen_base.py -- import, isinstance
+  peft.tuners.lora.LoraLayer.get_base_layer -- algorithms/grpo/generation_copy.py; models/frozen_base.py -- call
+  peft.tuners.lora.Linear.get_delta_weight -- algorithms/grpo/generation_copy.py -- call (adapter)
 DeepSpeed
-  deepspeed.runtime.zero.config.DeepSpeedZeroConfig -- schema/distributed.py -- the zero_optimization block
-  deepspeed.runtime.constants -- schema/distributed.py -- top-level config keys
+  deepspeed.runtime.zero.config.DeepSpeedZeroConfig -- config/distributed.py -- the zero_optimization block
+  deepspeed.runtime.constants -- config/distributed.py -- top-level config keys
 accelerate
   (none private: rlhf_lab uses Accelerator.unwrap_model, autocast, no_sync, clip_grad_norm_, backward, gather,
   process_index and device, all public)
@@ -258,12 +258,12 @@ def contract(name: str):
 
 # TRL: GRPO --------------------------------------------------------------------------------------------------------
 
-GRPO_WHERE = "rlhf_lab/algorithms/grpo_trainer.py overrides it"
+GRPO_WHERE = "rlhf_lab/algorithms/grpo/trainer.py overrides it"
 
 
 @contract("trl.GRPOTrainer._calculate_rewards")
 def _(label):
-    where = "rlhf_lab/algorithms/grpo_trainer.py overrides it, calls it from score_answers and slices its gathered rows"
+    where = "rlhf_lab/algorithms/grpo/trainer.py overrides it, calls it from score_answers and slices its gathered rows"
     cls = load("trl.GRPOTrainer", where)
     expect_kind(cls, "_calculate_rewards", "function", label, where)
     expect_params(
@@ -316,7 +316,7 @@ def _(label):
     )
 
 
-# Multimodal batch keys dynamic sampling refuses by name (algorithms/dynamic_sampling.py unsupported_keys).
+# Multimodal batch keys dynamic sampling refuses by name (algorithms/grpo/dynamic_sampling.py unsupported_keys).
 REFUSED_BATCH_KEYS = {
     "pixel_values",
     "image_grid_thw",
@@ -333,7 +333,7 @@ REFUSED_BATCH_KEYS = {
 
 @contract("trl.GRPOTrainer._generate_and_score_completions")
 def _(label):
-    where = GRPO_WHERE + "; rlhf_lab/algorithms/dynamic_sampling.py pads and selects the batch it returns by key"
+    where = GRPO_WHERE + "; rlhf_lab/algorithms/grpo/dynamic_sampling.py pads and selects the batch it returns by key"
     cls = load("trl.GRPOTrainer", where)
     expect_kind(cls, "_generate_and_score_completions", "function", label, where)
     expect_params(cls._generate_and_score_completions, ["self", "inputs"], label, where)
@@ -353,7 +353,7 @@ def _(label):
             keys |= {k.value for k in n.value.keys if isinstance(k, ast.Constant)}
         if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Store) and getattr(n.value, "id", None) == "output":
             keys.add(n.slice.value if isinstance(n.slice, ast.Constant) else ast.unparse(n.slice))
-    from rlhf_lab.algorithms.dynamic_sampling import SUPPORTED
+    from rlhf_lab.algorithms.grpo.dynamic_sampling import SUPPORTED
 
     missing = {"completion_mask", "advantages", "num_items_in_batch"} - keys
     assert not missing, f"{label}'s batch lacks {sorted(missing)}: {where}"
@@ -363,15 +363,15 @@ def _(label):
 
 @contract("trl.GRPOTrainer._metrics")
 def _(label):
-    where = "rlhf_lab/algorithms/grpo_trainer.py appends to self._metrics['train'][name]"
+    where = "rlhf_lab/algorithms/grpo/trainer.py appends to self._metrics['train'][name]"
     values = expect_attribute(load("trl.GRPOTrainer", where), "_metrics", label, where)
     shown = [ast.unparse(v) for v in values]
     assert any("'train': defaultdict(list)" in s for s in shown), f"{label} is now {shown}: {where}"
 
 
 for attr, where in {
-    "reward_weights": "rlhf_lab/algorithms/grpo_trainer.py weights the rewards with it (a tensor)",
-    "num_generations": "rlhf_lab/algorithms/grpo_trainer.py groups answers by it",
+    "reward_weights": "rlhf_lab/algorithms/grpo/trainer.py weights the rewards with it (a tensor)",
+    "num_generations": "rlhf_lab/algorithms/grpo/trainer.py groups answers by it",
     "reward_func_names": "rlhf_lab/evaluation/online.py names the held-out rewards by it",
 }.items():
 
@@ -391,7 +391,7 @@ PREPARE_WHERE = (
 for trainer, where in {
     "trl.DPOTrainer": PREPARE_WHERE,
     "trl.KTOTrainer": PREPARE_WHERE,
-    "trl.RewardTrainer": PREPARE_WHERE + "; rlhf_lab/algorithms/vision_trainers.py overrides it",
+    "trl.RewardTrainer": PREPARE_WHERE + "; rlhf_lab/vision/trainers.py overrides it",
 }.items():
 
     @contract(f"{trainer}._prepare_dataset")
@@ -408,7 +408,7 @@ for trainer, where in {
 
 @contract("trl.RewardTrainer.compute_loss")
 def _(label):
-    where = "rlhf_lab/algorithms/vision_trainers.py overrides it and calls super() positionally"
+    where = "rlhf_lab/vision/trainers.py overrides it and calls super() positionally"
     cls = load("trl.RewardTrainer", where)
     expect_params(cls.compute_loss, ["self", "model", "inputs", "return_outputs", "num_items_in_batch"], label, where)
 
@@ -425,17 +425,17 @@ for module, names, where in (
     (
         "trl.experimental.cpo",
         ("CPOConfig", "CPOTrainer"),
-        "rlhf_lab/algorithms/cpo.py and vision_trainers.py import it",
+        "rlhf_lab/algorithms/preference/cpo.py and vision/trainers.py import it",
     ),
     (
         "trl.experimental.orpo",
         ("ORPOConfig", "ORPOTrainer"),
-        "rlhf_lab/algorithms/orpo.py and vision_trainers.py import it",
+        "rlhf_lab/algorithms/preference/orpo.py and vision/trainers.py import it",
     ),
     (
         "trl.experimental.gkd",
         ("GKDConfig", "GKDTrainer"),
-        "rlhf_lab/algorithms/gkd.py, gkd_trainer.py and evaluation/distill.py import it",
+        "rlhf_lab/algorithms/gkd/build.py, trainer.py and evaluation/distill.py import it",
     ),
 ):
 
@@ -445,7 +445,7 @@ for module, names, where in (
             assert isinstance(load(f"{module}.{name}", where), type), f"{label}.{name} is not a class: {where}"
 
 
-GKD_WHERE = "rlhf_lab/algorithms/gkd_trainer.py overrides it"
+GKD_WHERE = "rlhf_lab/algorithms/gkd/trainer.py overrides it"
 
 
 @contract("trl.experimental.gkd.GKDTrainer.generate_on_policy_outputs")
@@ -498,11 +498,11 @@ def _(label):
 
 @contract("trl.experimental.gkd.GKDTrainer.teacher_model")
 def _(label):
-    where = "rlhf_lab/algorithms/gkd_trainer.py and evaluation/distill.py read trainer.teacher_model"
+    where = "rlhf_lab/algorithms/gkd/trainer.py and evaluation/distill.py read trainer.teacher_model"
     expect_attribute(load("trl.experimental.gkd.GKDTrainer", where), "teacher_model", label, where)
 
 
-VISION_WHERE = "rlhf_lab/algorithms/vision_trainers.py overrides it"
+VISION_WHERE = "rlhf_lab/vision/trainers.py overrides it"
 for trainer in ("trl.experimental.cpo.CPOTrainer", "trl.experimental.orpo.ORPOTrainer"):
 
     @contract(f"{trainer}.concatenated_forward")
@@ -534,7 +534,7 @@ for attr in ("loss_type", "cpo_alpha"):
 
     @contract(f"trl.experimental.cpo.CPOTrainer.{attr}")
     def _(label, attr=attr):
-        where = f"rlhf_lab/algorithms/vision_trainers.py reads self.{attr}"
+        where = f"rlhf_lab/vision/trainers.py reads self.{attr}"
         expect_attribute(load("trl.experimental.cpo.CPOTrainer", where), attr, label, where)
 
 
@@ -598,7 +598,7 @@ for path, keywords in {
 
     @contract(path)
     def _(label, keywords=keywords):
-        where = f"rlhf_lab/algorithms/vision.py imports it from this module and builds it with {', '.join(keywords)}="
+        where = f"rlhf_lab/vision/batches.py imports it from this module and builds it with {', '.join(keywords)}="
         cls = load(label, where)
         missing = set(keywords) - set(params(cls))
         assert not missing, f"{label} takes no {sorted(missing)}: {where}"
@@ -607,8 +607,8 @@ for path, keywords in {
 # transformers: Trainer internals ----------------------------------------------------------------------------------
 
 SAVE_WHERE = (
-    "rlhf_lab/checkpoints.py replaces it on each trainer and calls the original as (model, trial); "
-    "rlhf_lab/algorithms/ppo_trainer.py calls it"
+    "rlhf_lab/training/checkpoints.py replaces it on each trainer and calls the original as (model, trial); "
+    "rlhf_lab/algorithms/ppo/trainer.py calls it"
 )
 for trainer in (
     "transformers.Trainer",
@@ -636,7 +636,10 @@ for trainer in (
 
 @contract("transformers.Trainer._get_output_dir")
 def _(label):
-    where = "rlhf_lab/checkpoints.py shadows it on the instance (lambda trial=None) to save into its staging directory"
+    where = (
+        "rlhf_lab/training/checkpoints.py shadows it on the instance (lambda trial=None) to save into its staging "
+        "directory"
+    )
     cls = load("transformers.Trainer", where)
     expect_kind(cls, "_get_output_dir", "function", label, where)
     expect_params(cls._get_output_dir, ["self", "trial"], label, where)
@@ -645,7 +648,7 @@ def _(label):
     )
 
 
-PPO_WHERE = "rlhf_lab/algorithms/ppo_trainer.py"
+PPO_WHERE = "rlhf_lab/algorithms/ppo/trainer.py"
 for name, expected, use in (
     ("_load_from_checkpoint", ["self", "resume_from_checkpoint", "model"], "calls it (checkpoint, model=) on resume"),
     ("_load_optimizer_and_scheduler", ["self", "checkpoint"], "calls it (checkpoint) on resume"),
@@ -689,13 +692,15 @@ def _(label):
 
 @contract("transformers.Trainer.train")
 def _(label):
-    where = f"{PPO_WHERE} overrides it (resume_from_checkpoint, trial, **kwargs); rlhf_lab/pipeline.py calls it"
+    where = (
+        f"{PPO_WHERE} overrides it (resume_from_checkpoint, trial, **kwargs); rlhf_lab/training/pipeline.py calls it"
+    )
     cls = load("transformers.Trainer", where)
     expect_params(cls.train, ["self", "resume_from_checkpoint", "trial"], label, where, prefix=True)
 
 
 for attr, where in {
-    "model_wrapped": f"{PPO_WHERE} and rlhf_lab/algorithms/grpo_trainer.py read and replace it",
+    "model_wrapped": f"{PPO_WHERE} and rlhf_lab/algorithms/grpo/trainer.py read and replace it",
     "callback_handler": f"{PPO_WHERE} drives the callbacks through it",
     "control": f"{PPO_WHERE} passes and replaces it",
 }.items():
@@ -763,7 +768,9 @@ def _(label):
 
 @contract("transformers.TrainerState.compute_steps")
 def _(label):
-    where = "rlhf_lab/resume_intervals.py calls state.compute_steps(args, state.max_steps) when training begins"
+    where = (
+        "rlhf_lab/training/resume_intervals.py calls state.compute_steps(args, state.max_steps) when training begins"
+    )
     cls = load("transformers.TrainerState", where)
     expect_kind(cls, "compute_steps", "function", label, where)
     expect_params(cls.compute_steps, ["self", "args", "max_steps"], label, where)
@@ -771,15 +778,15 @@ def _(label):
 
 @contract("transformers.trainer_utils.TrainOutput")
 def _(label):
-    where = f"{PPO_WHERE} builds it positionally; rlhf_lab/pipeline.py reads training_loss"
+    where = f"{PPO_WHERE} builds it positionally; rlhf_lab/training/pipeline.py reads training_loss"
     fields = load(label, where)._fields
     assert fields == ("global_step", "training_loss", "metrics"), f"{label} is now {fields}: {where}"
 
 
 @contract("transformers.trainer_utils.PREFIX_CHECKPOINT_DIR")
 def _(label):
-    where = "rlhf_lab/checkpoints.py names and finds checkpoints as PREFIX + step"
-    from rlhf_lab.checkpoints import PREFIX
+    where = "rlhf_lab/training/checkpoints.py names and finds checkpoints as PREFIX + step"
+    from rlhf_lab.training.checkpoints import PREFIX
 
     value = load(label, where)
     assert f"{value}-" == PREFIX, f"{label} is {value!r}, rlhf_lab's PREFIX is {PREFIX!r}: {where}"
@@ -787,8 +794,8 @@ def _(label):
 
 @contract("transformers.trainer.TRAINER_STATE_NAME")
 def _(label):
-    where = "rlhf_lab/checkpoints.py and algorithms/ppo_trainer.py read the trainer state file by this name"
-    from rlhf_lab.checkpoints import TRAINER_STATE
+    where = "rlhf_lab/training/checkpoints.py and algorithms/ppo/trainer.py read the trainer state file by this name"
+    from rlhf_lab.training.checkpoints import TRAINER_STATE
 
     value = load(label, where)
     assert value == TRAINER_STATE, f"{label} is {value!r}, rlhf_lab's TRAINER_STATE is {TRAINER_STATE!r}: {where}"
@@ -809,7 +816,7 @@ def _(label):
 
 @contract("transformers.AutoModelForImageTextToText._model_mapping")
 def _(label):
-    where = "rlhf_lab/models/vision.py looks up a vision-language model's class in it to build a reward model"
+    where = "rlhf_lab/vision/models.py looks up a vision-language model's class in it to build a reward model"
     mapping = load(label, where)
     config_class = load("transformers.Qwen2VLConfig", where)
     pretrained = load("transformers.modeling_utils.PreTrainedModel", where)
@@ -824,7 +831,7 @@ def _(label):
 @contract("transformers.modeling_layers.GenericForSequenceClassification")
 def _(label):
     where = (
-        "rlhf_lab/models/vision.py mixes it into vision reward models; rlhf_lab/algorithms/ppo_models.py reads "
+        "rlhf_lab/vision/models.py mixes it into vision reward models; rlhf_lab/algorithms/ppo/models.py reads "
         "the backbone at base_model_prefix and the .score head of sequence classifiers"
     )
     cls = load(label, where)
@@ -839,7 +846,7 @@ def _(label):
 
 @contract("transformers.modeling_utils.PreTrainedModel")
 def _(label):
-    where = "rlhf_lab/models/vision.py imports it from this module"
+    where = "rlhf_lab/vision/models.py imports it from this module"
     assert load(label, where) is load("transformers.PreTrainedModel", where), f"{label} is another class: {where}"
 
 
@@ -848,8 +855,8 @@ def _(label):
 
 @contract("transformers.trainer_utils.SchedulerType")
 def _(label):
-    where = "rlhf_lab/schema/train.py lists its values (LR_SCHEDULERS) to check train.lr_scheduler_type"
-    from rlhf_lab.schema.train import LR_SCHEDULERS
+    where = "rlhf_lab/config/train.py lists its values (LR_SCHEDULERS) to check train.lr_scheduler_type"
+    from rlhf_lab.config.train import LR_SCHEDULERS
 
     values = {s.value for s in load(label, where)}
     assert values == set(LR_SCHEDULERS), (
@@ -859,8 +866,8 @@ def _(label):
 
 @contract("transformers.TrainingArguments._process_fsdp_args")
 def _(label):
-    where = "rlhf_lab/schema/distributed.py FSDPConfig.fsdp_config() writes these keys (an unread key is ignored)"
-    from rlhf_lab.schema.distributed import FSDPConfig
+    where = "rlhf_lab/config/distributed.py FSDPConfig.fsdp_config() writes these keys (an unread key is ignored)"
+    from rlhf_lab.config.distributed import FSDPConfig
 
     read = string_constants(load(label, where))
     for full in (True, False):
@@ -869,7 +876,7 @@ def _(label):
 
 
 def deepspeed_configs():
-    from rlhf_lab.schema.distributed import DeepSpeedConfig
+    from rlhf_lab.config.distributed import DeepSpeedConfig
 
     for stage in (0, 1, 2, 3):
         for optimizer in ("none", "cpu") if stage else ("none",):
@@ -891,7 +898,7 @@ def auto_keys(config: dict, prefix: str = "") -> set[str]:
 @contract("transformers.integrations.deepspeed.HfTrainerDeepSpeedConfig.trainer_config_process")
 def _(label):
     where = (
-        "rlhf_lab/schema/distributed.py DeepSpeedConfig.deepspeed_json() leaves these values 'auto' for "
+        "rlhf_lab/config/distributed.py DeepSpeedConfig.deepspeed_json() leaves these values 'auto' for "
         "transformers to fill"
     )
     filled = string_constants(load(label, where))
@@ -902,7 +909,7 @@ def _(label):
 
 @contract("deepspeed.runtime.zero.config.DeepSpeedZeroConfig")
 def _(label):
-    where = "rlhf_lab/schema/distributed.py DeepSpeedConfig.deepspeed_json() writes the zero_optimization block"
+    where = "rlhf_lab/config/distributed.py DeepSpeedConfig.deepspeed_json() writes the zero_optimization block"
     zero_config = load(label, where)
     key = load("deepspeed.runtime.zero.config.ZERO_OPTIMIZATION", where)
     for config in deepspeed_configs():
@@ -916,7 +923,7 @@ def _(label):
 
 @contract("deepspeed.runtime.constants")
 def _(label):
-    where = "rlhf_lab/schema/distributed.py DeepSpeedConfig.deepspeed_json() writes these top-level keys"
+    where = "rlhf_lab/config/distributed.py DeepSpeedConfig.deepspeed_json() writes these top-level keys"
     constants = load(label, where)
     known = {v for k, v in vars(constants).items() if k.isupper() and isinstance(v, str)}
     known.add(load("deepspeed.runtime.zero.config.ZERO_OPTIMIZATION", where))
@@ -930,13 +937,13 @@ def _(label):
 
 @contract("peft.tuners.lora.LoraLayer")
 def _(label):
-    where = "rlhf_lab/algorithms/generation_copy.py and models/frozen_base.py find adapter layers by it"
+    where = "rlhf_lab/algorithms/grpo/generation_copy.py and models/frozen_base.py find adapter layers by it"
     assert isinstance(load(label, where), type), f"{label} is not a class: {where}"
 
 
 @contract("peft.tuners.lora.LoraLayer.get_base_layer")
 def _(label):
-    where = "rlhf_lab/algorithms/generation_copy.py and models/frozen_base.py call layer.get_base_layer()"
+    where = "rlhf_lab/algorithms/grpo/generation_copy.py and models/frozen_base.py call layer.get_base_layer()"
     cls = load("peft.tuners.lora.LoraLayer", where)
     expect_kind(cls, "get_base_layer", "function", label, where)
     expect_params(cls.get_base_layer, ["self"], label, where)
@@ -944,7 +951,9 @@ def _(label):
 
 @contract("peft.tuners.lora.Linear.get_delta_weight")
 def _(label):
-    where = "rlhf_lab/algorithms/generation_copy.py calls layer.get_delta_weight(adapter) to refresh its merged copy"
+    where = (
+        "rlhf_lab/algorithms/grpo/generation_copy.py calls layer.get_delta_weight(adapter) to refresh its merged copy"
+    )
     cls = load("peft.tuners.lora.Linear", where)
     assert issubclass(cls, load("peft.tuners.lora.LoraLayer", where)), f"{cls} is no longer a LoraLayer: {where}"
     expect_kind(cls, "get_delta_weight", "function", label, where)

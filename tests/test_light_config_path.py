@@ -59,8 +59,8 @@ import sys
 from pathlib import Path
 from hydra import compose, initialize_config_dir
 from rlhf_lab.paths import CONF_DIR
-from rlhf_lab.run import build_run
-from rlhf_lab.schema import register_schemas
+from rlhf_lab.config.run import build_run
+from rlhf_lab.config import register_schemas
 
 register_schemas()
 with initialize_config_dir(CONF_DIR, version_base="1.3"):

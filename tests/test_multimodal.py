@@ -12,10 +12,10 @@ import torch
 from conftest import read_summary, run_cli
 from PIL import Image
 
+from rlhf_lab.config.dataset import DatasetConfig
 from rlhf_lab.data.images import PixelBounds
 from rlhf_lab.data.load import load_file, load_splits
 from rlhf_lab.errors import ConfigError, DataError
-from rlhf_lab.schema.dataset import DatasetConfig
 
 SHAPES = Path(__file__).resolve().parent.parent / "rlhf_lab" / "demo_data" / "shapes"
 VL_TINY = [
@@ -114,7 +114,7 @@ def test_text_rows_beside_image_rows_get_the_same_shape(tmp_path):
 
 @pytest.mark.parametrize("algorithm", ["dpo", "kto"])
 def test_precomputed_reference_log_probs_are_refused_for_image_rows(compose, tmp_path, algorithm):
-    from rlhf_lab.run import build_run
+    from rlhf_lab.config.run import build_run
 
     cfg = build_run(compose([f"algorithm={algorithm}", "algorithm.precompute_ref_log_probs=true"]), tmp_path).algorithm
     cfg.check_data([{"images": []}])  # text rows are fine
@@ -123,7 +123,7 @@ def test_precomputed_reference_log_probs_are_refused_for_image_rows(compose, tmp
 
 
 def test_images_are_decoded_only_when_a_batch_needs_them(tmp_path, monkeypatch):
-    from rlhf_lab.algorithms.vision import RowsWithImages
+    from rlhf_lab.vision.batches import RowsWithImages
 
     for i in range(6):
         picture(tmp_path / f"{i}.png")
@@ -149,7 +149,7 @@ def test_pixel_bounds_keep_the_aspect_ratio():
 
 
 def test_an_image_that_breaks_after_loading_is_a_data_error_naming_the_row(tmp_path):
-    from rlhf_lab.algorithms.vision import RowsWithImages
+    from rlhf_lab.vision.batches import RowsWithImages
 
     image = picture(tmp_path / "a.png")
     path = write_rows(tmp_path, [pair("<image>How many?", ["a.png"])])
@@ -174,9 +174,9 @@ def _trainable(compose, tmp_path, overrides):
     """Names of the parameters a run would train (LoRA wrapped as the trainers wrap it)."""
     from peft import get_peft_model
 
+    from rlhf_lab.config.run import build_run
     from rlhf_lab.data.load import load_splits
-    from rlhf_lab.pipeline import load_inputs
-    from rlhf_lab.run import build_run
+    from rlhf_lab.training.pipeline import load_inputs
 
     run = build_run(compose(["model=tiny_vl", "dataset=shapes", *overrides]), tmp_path)
     inputs = load_inputs(run, load_splits(run.dataset, "pairs", 0, images=True), False)
@@ -212,7 +212,7 @@ def test_freeze_vit_and_aligner_decide_which_parameters_train(compose, tmp_path,
 def _pair_batch(tiny_vl_dir, rows, max_length=None):
     from transformers import AutoProcessor
 
-    from rlhf_lab.algorithms.vision import pair_collator
+    from rlhf_lab.vision.batches import pair_collator
 
     processor = AutoProcessor.from_pretrained(tiny_vl_dir)
     collate = pair_collator(processor, rows, PixelBounds(), max_length)
@@ -222,7 +222,7 @@ def _pair_batch(tiny_vl_dir, rows, max_length=None):
 def test_vision_logps_equal_one_unpadded_sequence_at_a_time_and_depend_on_the_image(tiny_vl_dir):
     from transformers import AutoModelForImageTextToText
 
-    from rlhf_lab.algorithms.vision import sequence_logps, token_logps
+    from rlhf_lab.vision.batches import sequence_logps, token_logps
 
     rows = load_splits(DatasetConfig(path=str(SHAPES / "train.jsonl"), max_samples=3), "pairs", 0, images=True).train
     processor, batch = _pair_batch(tiny_vl_dir, rows)
@@ -308,9 +308,9 @@ def test_saved_adapter_reloads_on_the_vision_model_and_changed_it(vision_runs, a
 
 
 def test_vision_reward_model_reloads_and_scores_images_as_evaluated(vision_runs, compose, tmp_path):
+    from rlhf_lab.config.run import build_run
     from rlhf_lab.evaluation.reward import vision_scores
     from rlhf_lab.models.load import load_causal_lm
-    from rlhf_lab.run import build_run
 
     saved = vision_runs["rm"] / "model"
     run = build_run(compose(["model=tiny_vl", "dataset=shapes", "algorithm=rm"]), tmp_path)
@@ -318,7 +318,7 @@ def test_vision_reward_model_reloads_and_scores_images_as_evaluated(vision_runs,
     rows = load_splits(run.dataset, "pairs", 0, images=True).val
     from transformers import AutoProcessor
 
-    from rlhf_lab.algorithms.vision import pair_collator
+    from rlhf_lab.vision.batches import pair_collator
 
     collate = pair_collator(AutoProcessor.from_pretrained(saved), rows, PixelBounds(), run.train.max_length)
     s = vision_scores(model, collate, 4, False)  # fp32, as the runs evaluated
@@ -330,7 +330,7 @@ def test_vision_reward_model_reloads_and_scores_images_as_evaluated(vision_runs,
 def test_vision_reward_loss_equals_its_formula_with_margins(compose, tmp_path, tiny_vl_dir):
     from conftest import build_trainer
 
-    from rlhf_lab.algorithms.vision import model_inputs
+    from rlhf_lab.vision.batches import model_inputs
 
     rows = [json.loads(line) for line in (SHAPES / "train.jsonl").read_text().splitlines()[:4]]
     for i, row in enumerate(rows):

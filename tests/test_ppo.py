@@ -31,7 +31,7 @@ def _rows(trainer, n):
 
 
 def test_rollout_log_probs_and_values_line_up_with_the_update_and_a_plain_forward(compose, tmp_path, tiny_reward_model):
-    from rlhf_lab.algorithms.ppo_models import token_values
+    from rlhf_lab.algorithms.ppo.models import token_values
 
     trainer = build_trainer(compose, tmp_path, [*PPO_TINY, f"algorithm.reward_model={tiny_reward_model}"])
     trainer.model_wrapped = trainer.model
@@ -71,7 +71,7 @@ def test_lora_critic_shares_the_reward_model_weights_and_the_reward_does_not_dri
 ):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from rlhf_lab.algorithms.ppo_models import RewardScorer
+    from rlhf_lab.algorithms.ppo.models import RewardScorer
 
     trainer = build_trainer(
         compose, tmp_path, [*PPO_TINY, f"algorithm.reward_model={tiny_reward_model}", "train.learning_rate=0.05"]
@@ -210,7 +210,7 @@ def test_ppo_config_errors_are_one_line(tmp_path, args, expected):
 
 
 def test_ppo_defaults_follow_ms_swift(compose, tmp_path):
-    from rlhf_lab.run import build_run
+    from rlhf_lab.config.run import build_run
 
     a = build_run(compose(["algorithm=ppo", "algorithm.reward_funcs=[accuracy]"]), tmp_path).algorithm
     assert (a.num_ppo_epochs, a.kl_coef, a.cliprange, a.vf_coef, a.cliprange_value, a.gamma, a.lam) == (

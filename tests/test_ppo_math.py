@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from rlhf_lab.algorithms import ppo_math as pm
-from rlhf_lab.algorithms.ppo_trainer import PromptStream, truncate_after_stop
+from rlhf_lab.algorithms.ppo import formulas as pm
+from rlhf_lab.algorithms.ppo.trainer import PromptStream, truncate_after_stop
 
 T = torch.tensor
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import TINY, logged_metrics, read_summary, run_cli
 
-from rlhf_lab.run import build_run
+from rlhf_lab.config.run import build_run
 
 # algorithm -> (extra overrides, metrics its trainer must log, what the run saves)
 CASES = {

@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import TINY, read_summary, run_cli
 
-from rlhf_lab.checkpoints import MANIFEST, STAGING, problem, resume_point, rotate, write_manifest
+from rlhf_lab.training.checkpoints import MANIFEST, STAGING, problem, resume_point, rotate, write_manifest
 
 SMALL = [*TINY, "train.eval=false"]
 
@@ -238,8 +238,8 @@ def test_a_sweep_survives_a_crashing_job_and_memory_stays_flat(tmp_path, tiny_mo
     driver = tmp_path / "drive.py"
     driver.write_text(
         "import gc, json, sys\n"
-        "import rlhf_lab.job as job\n"
-        "import rlhf_lab.pipeline as pipeline\n"
+        "import rlhf_lab.runtime.job as job\n"
+        "import rlhf_lab.training.pipeline as pipeline\n"
         "release = job.release_job_memory\n"
         "def counted():\n"
         "    release()\n"
@@ -257,7 +257,7 @@ def test_a_sweep_survives_a_crashing_job_and_memory_stays_flat(tmp_path, tiny_mo
         "        raise RuntimeError('boom in job 3')\n"
         "    return train(run)\n"
         "pipeline.train = crashing\n"
-        "from rlhf_lab.cli import main\n"
+        "from rlhf_lab.cli.main import main\n"
         "sys.exit(main())\n"
     )
     sweep = tmp_path / "sweep"

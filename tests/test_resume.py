@@ -1,5 +1,6 @@
 """Kill -9 after the second checkpoint, run the same command again: the run ends exactly where an uninterrupted one
-ends (CPU, fixed seed). Real SIGKILLs of real runs; -m resume runs these alone."""
+ends (CPU, fixed seed). Real SIGKILLs of runs in their own processes; the uninterrupted and the resuming runs go
+through the same command line in the test's process. -m resume runs these alone."""
 
 import json
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, run_cli
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.resume
@@ -55,14 +56,8 @@ def command(algorithm, run_dir):
 
 
 def run(algorithm, run_dir):
-    proc = subprocess.run(
-        command(algorithm, run_dir),
-        cwd=ROOT / "tests",
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "WANDB_SILENT": "true"},
-    )
+    # In this process: only the killed run needs a process of its own.
+    proc = run_cli([*COMMON, *ALGORITHMS[algorithm], f"hydra.run.dir={run_dir}"], cwd=ROOT / "tests")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

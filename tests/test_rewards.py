@@ -4,11 +4,11 @@ import math
 
 import pytest
 
+from rlhf_lab.algorithms.grpo.config import GRPOConfig
 from rlhf_lab.errors import ConfigError, RewardError
 from rlhf_lab.rewards.builtin import Accuracy, Cosine, Format, Repetition, SoftOverlong, answer_text
 from rlhf_lab.rewards.custom import needed_columns, resolve, resolve_all
 from rlhf_lab.rewards.wrap import NamedReward
-from rlhf_lab.schema.online import GRPOConfig
 
 
 def cfg(**kw):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import TINY, build_trainer
 
-from rlhf_lab.algorithms.grpo_trainer import LabGRPOTrainer
+from rlhf_lab.algorithms.grpo.trainer import LabGRPOTrainer
 from rlhf_lab.patches.scored_positions import score_every_position, score_only_labelled_positions
 from rlhf_lab.patches.shared_prompt import CHOSEN, PAD, PROMPT, REJECTED, pack_pairs
 

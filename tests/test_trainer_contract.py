@@ -18,10 +18,10 @@ def test_a_library_trainer_gets_the_contracts_defaults_and_keeps_its_name():
 
 
 def test_every_trainer_class_of_rlhf_lab_declares_the_contract():
-    from rlhf_lab.algorithms.gkd_trainer import LabGKDTrainer
-    from rlhf_lab.algorithms.grpo_trainer import LabGRPOTrainer
-    from rlhf_lab.algorithms.ppo_trainer import LabPPOTrainer
-    from rlhf_lab.algorithms.vision_trainers import VisionCPOTrainer, VisionORPOTrainer, VisionRewardTrainer
+    from rlhf_lab.algorithms.gkd.trainer import LabGKDTrainer
+    from rlhf_lab.algorithms.grpo.trainer import LabGRPOTrainer
+    from rlhf_lab.algorithms.ppo.trainer import LabPPOTrainer
+    from rlhf_lab.vision.trainers import VisionCPOTrainer, VisionORPOTrainer, VisionRewardTrainer
 
     for cls in (LabGKDTrainer, LabGRPOTrainer, LabPPOTrainer, VisionCPOTrainer, VisionORPOTrainer, VisionRewardTrainer):
         assert issubclass(cls, LabTrainer), cls

@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlhf_lab.config.run import Run
 from rlhf_lab.data.load import DataSplits
-from rlhf_lab.run import Run
 
 
 @dataclass
@@ -146,7 +146,7 @@ def load_reward_model(run: Run, bf16: bool):
 def vision_pairs(run: Run, inputs: TrainInputs, extra=None) -> dict:
     """Trainer keyword arguments for pairs with images on the trainers TRL cannot feed images itself (CPO, SimPO,
     ORPO, reward models): the index dataset and the shared vision pair collator."""
-    from rlhf_lab.algorithms.vision import RowsWithImages, index_dataset, pair_collator, pixel_bounds
+    from rlhf_lab.vision.batches import RowsWithImages, index_dataset, pair_collator, pixel_bounds
 
     rows = inputs.splits.train
     collator = pair_collator(inputs.processor, rows, pixel_bounds(run), run.train.max_length)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlhf_lab.config.dataset import DatasetConfig
 from rlhf_lab.data.formats import FORMATS, ROW_SOURCE
 from rlhf_lab.data.images import IMAGES, attach_images, has_images
 from rlhf_lab.data.readers import BadRow, FileRows
@@ -20,7 +21,6 @@ from rlhf_lab.data.rows import Rows
 from rlhf_lab.data.sources import Source, parse_source
 from rlhf_lab.data.styles import STYLES, RowProblem, detect
 from rlhf_lab.errors import ConfigError, DataError
-from rlhf_lab.schema.dataset import DatasetConfig
 
 
 @dataclass
@@ -212,7 +212,7 @@ def _check_images(train: Rows, val: Rows, images: bool) -> None:
     if not images:
         first = next(r for r in (*train, *val) if r.get(IMAGES))
         path, _, line = first[ROW_SOURCE].rpartition(":")
-        from rlhf_lab.registry import ALGORITHMS
+        from rlhf_lab.algorithms.registry import ALGORITHMS
 
         readers = ", ".join(name for name, spec in ALGORITHMS.items() if spec.images)
         raise DataError(path, f"this algorithm does not read images (those that do: {readers})", int(line), IMAGES)

@@ -211,7 +211,7 @@ def check_hub_reachable(repo_id: str) -> None:
     retries inside datasets. Offline mode (HF_HUB_OFFLINE=1) reads the local cache and needs no connection."""
     from huggingface_hub import constants
 
-    from rlhf_lab.reachability import unreachable
+    from rlhf_lab.runtime.reachability import unreachable
 
     if constants.HF_HUB_OFFLINE:
         return

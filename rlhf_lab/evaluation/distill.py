@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rlhf_lab.config.run import Run
 from rlhf_lab.evaluation.preference import padded_batches, tokenize_pair_side
-from rlhf_lab.run import Run
 
 
 def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, beta: float) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_lab.run import Run
+from rlhf_lab.config.run import Run
 
 
 def _encode(tokenizer, processor, prompts: list[list[dict]], images: list[list] | None):
@@ -48,7 +48,7 @@ def generate_answers(
     stop = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     suppress = {}
     if processor is not None:
-        from rlhf_lab.algorithms.vision import image_token_ids
+        from rlhf_lab.vision.batches import image_token_ids
 
         # A generated image token would have no image features behind it (TRL suppresses it for the same reason).
         suppress = {"suppress_tokens": sorted(image_token_ids(model))}
@@ -88,8 +88,8 @@ class HeldOutAnswers:
         prompts = [row["prompt"] for row in self.rows]
         vision = {}
         if "images" in self.rows[0]:
-            from rlhf_lab.algorithms.vision import pixel_bounds
             from rlhf_lab.data.images import load_image
+            from rlhf_lab.vision.batches import pixel_bounds
 
             bounds = pixel_bounds(self.run)
             images = [[load_image(ref, row, bounds) for ref in row["images"]] for row in self.rows]

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import torch
 
-from rlhf_lab.run import Run
+from rlhf_lab.config.run import Run
 
 
 def tokenize_pair_side(tokenizer, prompt: list[dict], answer: list[dict], max_length: int) -> tuple[list[int], int]:
@@ -79,8 +79,8 @@ def interleave_pairs(values: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def vision_answer_logps(model, collator, batch_size: int, bf16: bool, pairs: bool) -> torch.Tensor:
-    """Summed log-probability of each answer, with the rows' images (the collator of algorithms/vision.py)."""
-    from rlhf_lab.algorithms.vision import batches, sequence_logps, to_device, token_logps
+    """Summed log-probability of each answer, with the rows' images (the collator of vision/batches.py)."""
+    from rlhf_lab.vision.batches import batches, sequence_logps, to_device, token_logps
 
     out = []
     with evaluating(model) as device:
@@ -97,7 +97,7 @@ def vision_collator(run: Run, rows: list[dict], trainer, pairs: bool):
     """The training runs' vision collator over held-out rows, or None for text rows."""
     if not rows or "images" not in rows[0]:
         return None
-    from rlhf_lab.algorithms.vision import labelled_collator, pair_collator, pixel_bounds
+    from rlhf_lab.vision.batches import labelled_collator, pair_collator, pixel_bounds
 
     make = pair_collator if pairs else labelled_collator
     return make(trainer.processing_class, rows, pixel_bounds(run), run.train.max_length)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from rlhf_lab.config.run import Run
 from rlhf_lab.evaluation.preference import (
     evaluating,
     interleave_pairs,
@@ -11,7 +12,6 @@ from rlhf_lab.evaluation.preference import (
     tokenize_pair_side,
     vision_collator,
 )
-from rlhf_lab.run import Run
 
 
 @torch.inference_mode()
@@ -28,7 +28,7 @@ def scores(model, sequences, batch_size: int, pad_id: int, bf16: bool) -> torch.
 @torch.inference_mode()
 def vision_scores(model, collator, batch_size: int, bf16: bool) -> torch.Tensor:
     """Scores of (images, prompt, answer) sequences, [chosen, rejected] per row."""
-    from rlhf_lab.algorithms.vision import batches, model_inputs, to_device
+    from rlhf_lab.vision.batches import batches, model_inputs, to_device
 
     out = []
     with evaluating(model) as device:

@@ -12,7 +12,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from rlhf_lab.paths import cache_dir, publish_dir
+from rlhf_lab.paths import cache_dir, publish_cache_entry
 
 log = logging.getLogger(__name__)
 
@@ -49,5 +49,5 @@ def ensure_converted(gguf_path: Path) -> Path:
     plain.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     plain.generation_config.save_pretrained(tmp)
-    publish_dir(tmp, target)
+    publish_cache_entry(tmp, target)
     return target

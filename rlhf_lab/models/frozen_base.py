@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 
-from rlhf_lab.schema.distributed import WHOLE_MODEL_BACKENDS
+from rlhf_lab.config.distributed import WHOLE_MODEL_BACKENDS
 
 
 def frozen_base_blocker(bf16: bool, lora: bool, backend: str, merges_adapter: bool) -> str | None:

@@ -6,9 +6,9 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+from rlhf_lab.config.model import ModelConfig
 from rlhf_lab.errors import ModelError
 from rlhf_lab.models.source import ModelSource, resolve_source
-from rlhf_lab.schema.model import ModelConfig
 
 
 @cache  # tokenizer and model (and a reference) ask for the same source
@@ -30,7 +30,7 @@ def local_checkpoint(source: ModelSource) -> str:
 
 
 def is_vision_model(cfg: ModelConfig, name_or_path: str | None = None) -> bool:
-    from rlhf_lab.models.vision import is_vision_language
+    from rlhf_lab.vision.models import is_vision_language
 
     where = name_or_path or cfg.name_or_path
     path = local_checkpoint(resolve_source(where))
@@ -51,7 +51,7 @@ def load_processor(cfg: ModelConfig):
     """A vision-language model's processor (images and text), or None for a text-only model."""
     if not is_vision_model(cfg):
         return None
-    from rlhf_lab.models.vision import load_processor as vision_processor
+    from rlhf_lab.vision.models import load_processor as vision_processor
 
     with _explained(cfg.name_or_path):
         return vision_processor(local_checkpoint(resolve_source(cfg.name_or_path)), cfg)
@@ -91,7 +91,7 @@ def load_causal_lm(cfg: ModelConfig, bf16: bool, name_or_path: str | None = None
         if vision:
             from transformers import AutoConfig
 
-            from rlhf_lab.models.vision import reward_model_class
+            from rlhf_lab.vision.models import reward_model_class
 
             with _explained(where):
                 config = AutoConfig.from_pretrained(

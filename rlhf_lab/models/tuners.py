@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlhf_lab.schema.tuner import FullTunerConfig, LoraTunerConfig, TunerConfig
+from rlhf_lab.config.tuner import FullTunerConfig, LoraTunerConfig, TunerConfig
 
 # Model head -> peft task type. SEQ_CLS also trains and saves the new score head (modules_to_save).
 TASK_TYPES = {"causal_lm": "CAUSAL_LM", "reward": "SEQ_CLS"}

@@ -10,7 +10,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from rlhf_lab.paths import write_lines_atomic
-from rlhf_lab.ranks import is_main
+from rlhf_lab.runtime.ranks import is_main
 
 
 def process_start_time() -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from rlhf_lab.config.run import Run
 from rlhf_lab.paths import publish_dir
-from rlhf_lab.ranks import barrier, is_main
-from rlhf_lab.run import Run
+from rlhf_lab.runtime.ranks import barrier, is_main
 
 
 def save_final_model(trainer, run: Run) -> Path:

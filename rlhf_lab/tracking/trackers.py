@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from rlhf_lab.run import Run
+from rlhf_lab.config.run import Run
 
 log = logging.getLogger("rlhf_lab")
 

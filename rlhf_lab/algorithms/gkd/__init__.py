@@ -1,0 +1,1 @@
+"""GKD (generalized knowledge distillation): options, builder and trainer."""

@@ -1,0 +1,1 @@
+"""Offline preference algorithms: DPO, KTO, CPO, SimPO, ORPO and reward models."""

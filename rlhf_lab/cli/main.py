@@ -1,0 +1,192 @@
+"""Command line: compose (Hydra) -> validate -> launch. Nothing heavy is imported here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+import yaml
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from rlhf_lab.cli.config_errors import explain
+from rlhf_lab.cli.hydra_flags import INFO_TOPICS, MODE_FLAGS, VALUE_FLAGS
+from rlhf_lab.config import register_schemas
+from rlhf_lab.errors import EXIT_USER_ERROR, ConfigError, UserError, print_error_line
+from rlhf_lab.paths import CONF_DIR
+
+# Set once the first job starts: an OSError before that is Hydra failing to create the output directory.
+_job_started = False
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def _compose_and_run(cfg: DictConfig):
+    global _job_started
+    _job_started = True
+    from rlhf_lab.runtime.job import check_objective, objective_value, run_job  # the training path, imported per job
+
+    if cfg.objective:
+        try:
+            check_objective(cfg.objective)
+        except UserError as e:  # SystemExit passes through Hydra without its multi-line report
+            print_error_line(e.one_line())
+            raise SystemExit(EXIT_USER_ERROR) from None
+    summary = run_job(cfg)
+    # A search (hparams_search=...) gets the objective's value back; a failed job gets NaN (a failed trial).
+    return objective_value(summary, cfg.objective) if cfg.objective else summary
+
+
+def pin_group_sweeps(argv: list[str]) -> list[str]:
+    """Hydra composes a multirun's first (sweep-wide) config without the swept group choices, so keys of the
+    swept options (algorithm.num_generations with algorithm=grpo,dapo) would be checked against the group's
+    default option and rejected. Pin each swept group to its first value for that composition; every job
+    still gets its own value (a job's own override comes later and wins)."""
+    if not {"-m", "--multirun"} & set(argv):
+        return argv
+    from rlhf_lab.config.root import GROUPS
+
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in (*GROUPS, "experiment") and "," in value and not set("()[]{}") & set(value):
+            out.append(f"{key}={value.split(',')[0]}")  # just before the sweep: positionals stay together
+        out.append(arg)
+    return out
+
+
+def register_start_resolver() -> None:
+    """${rlhf_lab_start:FORMAT} in run and sweep directory names: the start time every process agrees on."""
+    from datetime import datetime
+
+    from omegaconf import OmegaConf
+
+    from rlhf_lab.runtime.ranks import agreed_start_time, is_main, under_launcher
+
+    started = datetime.fromtimestamp(agreed_start_time())
+    OmegaConf.register_new_resolver("rlhf_lab_start", lambda fmt: started.strftime(fmt), replace=True, use_cache=True)
+    if under_launcher() and not is_main():
+        # Started by torchrun & co.: the main process writes the run directory's files and logs.
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides)."""
+    flags, overrides = [], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            flags.append(arg)
+            takes = arg in VALUE_FLAGS or (arg in ("--info", "-i") and i + 1 < len(args) and args[i + 1] in INFO_TOPICS)
+            if takes and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(arg)
+        i += 1
+    return flags, overrides
+
+
+def main() -> int:
+    register_schemas()
+    register_start_resolver()
+    args = sys.argv[1:]
+    if args[:1] == ["from-swift"]:
+        from rlhf_lab.cli.swift.translate import main as from_swift
+
+        return from_swift(args[1:])
+    # Let composition errors reach us (instead of Hydra printing a multi-line report and exiting 1):
+    # they are the user's to fix, so they get one line and exit code 2.
+    user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        if "--help" in args or "-h" in args:
+            from rlhf_lab.cli.help import render_help
+
+            print(render_help(CONF_DIR, [a for a in args if a not in ("--help", "-h")]))
+            return 0
+        flags, overrides = split_args(args)
+        from rlhf_lab.cli.swift.environment import environment_overrides
+        from rlhf_lab.cli.swift.flags import check_foreign_flags
+
+        check_foreign_flags(flags)
+        added = environment_overrides(overrides)
+        sys.argv[1:] = [*added, *args]  # before any flag: argparse takes overrides only ahead of them
+        overrides += added
+        modes = sorted({MODE_FLAGS[f] for f in flags if f in MODE_FLAGS})
+        if modes == ["--cfg", "--multirun"]:
+            return dry_run_sweep(overrides)
+        if len(modes) > 1:
+            raise ConfigError(None, f"{' and '.join(modes)} cannot be given together; use one of them")
+        if modes == ["--cfg"]:
+            from rlhf_lab.cli.preflight import check
+
+            print(check(overrides, read_data=True).line(), file=sys.stderr)
+        elif not modes or modes == ["--run"]:
+            from rlhf_lab.cli.preflight import check
+
+            check(overrides, read_data=False)  # a bad config stops here, before Hydra creates the run directory
+        sys.argv[1:] = pin_group_sweeps(sys.argv[1:])
+        _compose_and_run()
+    except UserError as e:
+        if user_wants_traceback:
+            raise
+        print_error_line(e.one_line())
+        return EXIT_USER_ERROR
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
+        if user_wants_traceback:
+            raise
+        print(explain(e), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:
+        # The reader went away (`--help | head`): nothing is wrong, and nothing more can be printed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:
+        # Hydra creates the run or sweep directory and writes .hydra/ there before any job starts.
+        if user_wants_traceback or _job_started:
+            raise
+        where = e.filename or "the output directory"
+        print(
+            f"output error: cannot write {where}: {e.strerror or e}; choose another with hydra.run.dir=... "
+            "(hydra.sweep.dir=... for -m)",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    from rlhf_lab.tracking import sweep
+
+    if sweep.last_sweep is not None and sweep.last_sweep.failed:
+        print(
+            f"{sweep.last_sweep.failed} of {sweep.last_sweep.total} jobs failed; see {sweep.last_sweep.table}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def dry_run_sweep(overrides: list[str]) -> int:
+    """-m with --cfg: the dry run of every job of the sweep (a basic sweep's values expanded), one line each."""
+    from rlhf_lab.cli.preflight import check, sweep_jobs
+
+    jobs = sweep_jobs(overrides)
+    failed = 0
+    for num, job in enumerate(jobs):
+        try:
+            line = check(job, read_data=True, job_num=num).line()
+        except UserError as e:
+            failed += 1
+            line = e.one_line()
+        except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
+            failed += 1
+            line = explain(e)
+        print(f"job {num} ({' '.join(job) or 'defaults'}): {line}", file=sys.stderr)
+    if any(o.split("=")[0] == "hparams_search" for o in overrides):
+        print(
+            "the search's own parameters (hydra.sweeper.params) are chosen by Optuna as it runs; the jobs above "
+            "use the config's values for them",
+            file=sys.stderr,
+        )
+    print(f"{len(jobs) - failed} of {len(jobs)} jobs pass the checks", file=sys.stderr)
+    return EXIT_USER_ERROR if failed else 0

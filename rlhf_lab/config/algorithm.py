@@ -1,0 +1,34 @@
+"""The base of every algorithm's options: what the run asks of each (its extra models, cross-group rules, data
+checks). Each algorithm family's own options live beside its code (algorithms/<family>/config.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+from rlhf_lab.config.fields import doc
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = doc(MISSING, "The algorithm: its key in rlhf_lab/algorithms/registry.py (set by the option).")
+    # On by default (as TRL and ms-swift, for all but GRPO): the preference losses compare log-probs of the same
+    # tokens under the policy and the reference.
+    disable_dropout: bool = doc(True, "Switch off every dropout of the model, LoRA's included.")
+
+    def model_paths(self) -> dict[str, str]:
+        """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""
+        return {}
+
+    def check_run(self, parts: dict) -> None:
+        """Rules that involve other groups (e.g. the batch size); parts maps group name -> schema object.
+        Raise ConfigError with the full dotted key."""
+
+    def check_data(self, rows: list[dict]) -> None:
+        """Rules on the loaded rows that depend on the settings (e.g. a column a reward reads); raise DataError.
+        Runs before any model loads."""
+
+    def lazy_blocker(self) -> str | None:
+        """Why the rows cannot be tokenized per batch (dataset.lazy_tokenize) with these settings; None if they can."""
+        return None

@@ -1,0 +1,147 @@
+"""The Run: the validated, frozen result of composing the config, with derived values.
+
+Built from the composed DictConfig in one place; everything after it (launcher, builders, trainers)
+reads the Run and never the raw config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from rlhf_lab.algorithms.registry import AlgorithmSpec, get_spec
+from rlhf_lab.config.dataset import DatasetConfig
+from rlhf_lab.config.model import ModelConfig
+from rlhf_lab.config.train import TrainConfig
+from rlhf_lab.errors import ConfigError
+from rlhf_lab.models.source import resolve_source
+from rlhf_lab.runtime import fingerprint
+from rlhf_lab.training.checkpoints import ResumePoint, check_not_finished, resume_point
+
+
+@dataclass(frozen=True)
+class Run:
+    algorithm: Any
+    model: ModelConfig
+    tuner: Any
+    dataset: DatasetConfig
+    distributed: Any
+    logger: Any
+    train: TrainConfig
+    spec: AlgorithmSpec
+    run_dir: Path
+    # The resolved config as plain containers (saved, and sent to trackers).
+    resolved: dict
+    # Which option of each group was chosen (algorithm: dpo, model: smollm2_135m, ...).
+    choices: dict = field(default_factory=dict)
+    # The job's command-line overrides (what distinguishes it inside a sweep).
+    overrides: tuple[str, ...] = ()
+    # The sweep directory when this run is one job of a multirun.
+    sweep_dir: Path | None = None
+    # The checkpoint training continues from (train.resume), found before anything loads.
+    resume: ResumePoint = field(default_factory=ResumePoint)
+
+    @property
+    def world_size(self) -> int:
+        return self.distributed.nproc_per_node * self.distributed.nnodes
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.train.per_device_train_batch_size * self.train.gradient_accumulation_steps * self.world_size
+
+    @property
+    def name(self) -> str:
+        """Human name of the run: algorithm-model, plus the overrides that make it unique in a sweep."""
+        base = f"{self.choices.get('algorithm', self.algorithm.name)}-{self.choices.get('model', 'model')}"
+        return base + ("," + ",".join(self.overrides) if self.overrides else "")
+
+
+def _group_object(cfg: DictConfig, group: str):
+    try:
+        return OmegaConf.to_object(cfg[group])
+    except ConfigError as e:
+        raise e.under(group) from None
+    except MissingMandatoryValue as e:
+        key = f"{group}.{e.full_key}" if e.full_key and not e.full_key.startswith(group) else (e.full_key or group)
+        raise ConfigError(key, "is required but has no value; set it on the command line") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(group, str(e).splitlines()[0]) from None
+
+
+def _check_launcher_world(distributed) -> None:
+    """Under torchrun (or another launcher) the process count is the launcher's; the config must say the same,
+    since batch sizes and checks are computed from it."""
+    from rlhf_lab.runtime.ranks import under_launcher, world_size
+
+    if under_launcher() and world_size() != distributed.world_size:
+        raise ConfigError(
+            "distributed",
+            f"the launcher started {world_size()} processes but distributed={distributed.backend} has nproc_per_node "
+            f"x nnodes = {distributed.world_size}; choose a multi-process option (ddp, zero2, zero3, fsdp) and set "
+            "distributed.nproc_per_node / distributed.nnodes to match, or let rlhf_lab start the processes itself",
+        )
+
+
+def _check_data_settings(parts: dict, spec: AlgorithmSpec) -> None:
+    """dataset settings that another group's settings would make do nothing."""
+    dataset, algorithm = parts["dataset"], parts["algorithm"]
+    why = algorithm.lazy_blocker()
+    if dataset.lazy_tokenize and why:
+        raise ConfigError("dataset.lazy_tokenize", f"cannot be true: {why}; leave it null (or false)")
+    if dataset.truncation == "right" and spec.truncation != "right":
+        raise ConfigError(
+            "dataset.truncation",
+            f"right cannot apply to algorithm={spec.name}: a cut answer cannot be "
+            f"scored, so such rows are deleted; use {spec.truncation} or error",
+        )
+
+
+def build_run(
+    cfg: DictConfig,
+    run_dir: Path,
+    choices: dict | None = None,
+    overrides: tuple[str, ...] = (),
+    sweep_dir: Path | None = None,
+    check_dir: bool = True,
+) -> Run:
+    """Validate every group, then the rules that span groups; raise ConfigError naming the key.
+
+    check_dir: whether the run directory must hold nothing or this same run (the process that starts the run
+    checks; the processes it starts, which see its first files, do not)."""
+    parts = {
+        g: _group_object(cfg, g) for g in ("algorithm", "model", "tuner", "dataset", "distributed", "logger", "train")
+    }
+    spec = get_spec(parts["algorithm"].name)
+    if parts["distributed"].backend not in spec.distributed:
+        raise ConfigError(
+            "distributed",
+            f"{spec.name} runs with distributed={'/'.join(spec.distributed)}, not {parts['distributed'].backend}",
+        )
+    _check_launcher_world(parts["distributed"])
+    resolve_source(parts["model"].name_or_path)
+    parts["algorithm"].check_run(parts)
+    parts["tuner"].check_algorithm(parts["algorithm"])
+    parts["dataset"].check_algorithm(parts["algorithm"].name)
+    _check_data_settings(parts, spec)
+    for key, path in parts["algorithm"].model_paths().items():
+        resolve_source(path, key=f"algorithm.{key}")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    train = parts["train"]
+    if check_dir and train.resume != "never":
+        fingerprint.check_same_run(Path(run_dir), resolved)
+    resume = resume_point(Path(run_dir), train.resume)
+    check_not_finished(resume, train.max_steps, train.num_train_epochs)
+    return Run(
+        **parts,
+        spec=spec,
+        run_dir=Path(run_dir),
+        resolved=resolved,
+        choices=dict(choices or {}),
+        overrides=tuple(overrides),
+        sweep_dir=sweep_dir,
+        resume=resume,
+    )

@@ -1,0 +1,181 @@
+"""One Hydra job: build the Run, launch it, and always leave a truthful summary.json behind."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, OutputError, UserError, print_error_line
+from rlhf_lab.paths import write_json_atomic
+from rlhf_lab.runtime import fingerprint
+from rlhf_lab.runtime.interrupts import stop_signals
+from rlhf_lab.runtime.ranks import is_main
+
+log = logging.getLogger("rlhf_lab")
+
+
+def run_job(cfg: DictConfig) -> dict:
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    sweep_dir = Path(hc.sweep.dir) if multirun else None
+    overrides = tuple(hc.overrides.task)
+    started = time.time()
+    summary_path = run_dir / "summary.json"
+    base = {"status": "running", "run_dir": str(run_dir), "overrides": list(overrides), "started_at": started}
+    # Made for this command (Hydra's files only): a run that stops on bad input before it begins leaves nothing here.
+    fresh = fingerprint.only_hydra_files(run_dir)
+
+    def write_summary(path: Path, data: dict) -> None:
+        if not is_main():
+            return
+        try:
+            write_json_atomic(path, data)
+        except OSError as e:  # e.g. the disk filled up: the earlier summary stays, saying 'running', never 'completed'
+            log.error("could not update %s: %s", path, e)
+
+    with stop_signals() as stop, _released():
+        try:
+            from rlhf_lab.config.run import build_run
+
+            # The processes a launcher started together check the directory once (the main one).
+            run = build_run(
+                cfg,
+                run_dir,
+                choices=dict(hc.runtime.choices),
+                overrides=overrides,
+                sweep_dir=sweep_dir,
+                check_dir=is_main(),
+            )
+        except UserError as e:
+            if multirun and fresh:
+                # One failing job must not stop the sweep: it is recorded and the next job runs.
+                failed = failed_fields(e, run_dir)
+                write_summary(summary_path, {**base, **failed, "duration_s": round(time.time() - started, 2)})
+                log.error("job failed: %s", failed["error"])
+                return {**base, **failed}
+            _stop_before_start(run_dir, fresh, e)
+        if is_main() and run.train.resume == "never":
+            aside = fingerprint.set_aside(run_dir)
+            if aside:
+                log.warning("train.resume=never: the earlier run's files in this directory are kept in %s", aside)
+        # Written before training so that a run killed midway never looks completed; by the main process only (the
+        # others of a run started with torchrun share the directory).
+        try:
+            if is_main():
+                write_json_atomic(summary_path, base)
+        except OSError as e:
+            raise OutputError(f"cannot write {summary_path}: {e.strerror or e}; choose another hydra.run.dir") from None
+        try:
+            from rlhf_lab.runtime.launch import launch
+
+            result = launch(run)
+        except Interrupted as e:
+            write_summary(
+                summary_path, {**base, **interrupted_fields(e), "duration_s": round(time.time() - started, 2)}
+            )
+            print_error_line(f"interrupted: {e}")
+            stop.hand_over()  # under submitit: requeue the job, which resumes from the checkpoint
+            raise SystemExit(e.exit_code) from None
+        except BaseException as e:
+            if isinstance(e, UserError) and not multirun and not (run_dir / fingerprint.FILE).exists():
+                _stop_before_start(run_dir, fresh, e)  # bad data: the run never began
+            failed = failed_fields(e, run_dir)
+            write_summary(summary_path, {**base, **failed, "duration_s": round(time.time() - started, 2)})
+            if multirun and isinstance(e, Exception):
+                # One failing job must not stop the sweep: it is recorded and the next job runs.
+                log.error("job failed: %s", failed["error"])
+                return {**base, **failed}
+            if isinstance(e, UserError):
+                # Bad input: one line, exit code 2 (SystemExit passes through Hydra without its report).
+                print_error_line(e.one_line())
+                raise SystemExit(EXIT_USER_ERROR) from None
+            raise
+    summary = {**base, **result, "status": "completed", "duration_s": round(time.time() - started, 2)}
+    write_summary(summary_path, summary)
+    return summary
+
+
+def _stop_before_start(run_dir: Path, fresh: bool, e: UserError) -> None:
+    """Bad input found before the run began: one line, exit code 2, and no directory that looks like a run (one made
+    for this command goes; an earlier run's files stay as they were)."""
+    if fresh and is_main():
+        shutil.rmtree(run_dir, ignore_errors=True)
+    print_error_line(e.one_line())
+    raise SystemExit(EXIT_USER_ERROR) from None
+
+
+def release_job_memory() -> None:
+    """Between the jobs of a sweep (one process): drop the finished job's models, trainer and cycles now, and give
+    freed heap pages back to the system, so that memory does not grow from job to job."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@contextmanager
+def _released():
+    try:
+        yield
+    finally:
+        release_job_memory()
+
+
+def interrupted_fields(e: Interrupted) -> dict:
+    return {"status": "interrupted", "signal": e.signal_name, "checkpoint": e.checkpoint, "error": str(e)}
+
+
+def failed_fields(e: BaseException, run_dir: Path) -> dict:
+    failed = {"status": "failed"}
+    if getattr(e, "rank", None) is not None:
+        failed["rank"] = e.rank  # a worker process of a multi-process run
+    if isinstance(e, UserError):
+        failed["error"] = e.one_line()
+    elif getattr(e, "traceback_path", None):
+        failed["error"] = str(e)
+        failed["traceback"] = e.traceback_path
+    else:
+        failed["error"] = f"{type(e).__name__}: {e}"
+        (run_dir / "traceback.txt").write_text(traceback.format_exc())
+        failed["traceback"] = str(run_dir / "traceback.txt")
+    return failed
+
+
+# Summary sections an objective can name (what follows the dot depends on the algorithm's evaluation).
+OBJECTIVE_SECTIONS = ("eval_after", "eval_before", "final_train_metrics", "train_loss", "seconds_per_step")
+
+
+def check_objective(key: str) -> None:
+    from rlhf_lab.errors import ConfigError
+
+    if key.split(".")[0] not in OBJECTIVE_SECTIONS:
+        raise ConfigError(
+            "objective",
+            f"{key!r} is not a summary.json value; name one under {', '.join(OBJECTIVE_SECTIONS)} "
+            "(e.g. objective=eval_after.accuracy)",
+        )
+
+
+def objective_value(summary: dict, key: str) -> float:
+    """The summary's value at a dotted key (eval_after.accuracy), as a float for the sweeper; NaN when the job
+    failed or did not report it."""
+    value = summary
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if not isinstance(value, (int, float)):
+        if summary.get("status") == "completed":
+            log.warning("objective %s is not in this job's summary.json; the sweeper gets NaN", key)
+        return float("nan")
+    return float(value)

@@ -1,0 +1,67 @@
+"""One training process started by torch.distributed.run: python -m rlhf_lab.runtime.worker RUN_DIR.
+
+It reads the resolved config the launching process wrote (no second Hydra composition), builds the same Run and
+trains. The main process (rank 0) leaves the result; any failing rank leaves its error and traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import yaml
+
+from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, UserError, print_error_line
+from rlhf_lab.paths import write_json_atomic
+from rlhf_lab.runtime.interrupts import stop_signals
+from rlhf_lab.runtime.launch import LAUNCH_DIR, RESOLVED_FILE, RESULT_FILE
+from rlhf_lab.runtime.ranks import is_main, rank
+
+
+def main(run_dir: Path) -> int:
+    from rlhf_lab.config.run import build_run
+    from rlhf_lab.config.store import typed_config
+    from rlhf_lab.training.pipeline import train
+
+    folder = run_dir / LAUNCH_DIR
+    logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format="[rank %(process)d] %(message)s")
+    try:
+        spec = yaml.safe_load((folder / RESOLVED_FILE).read_text())
+        sweep_dir = Path(spec["sweep_dir"]) if spec["sweep_dir"] else None
+        run = build_run(
+            typed_config(spec["config"]),
+            run_dir,
+            choices=spec["choices"],
+            overrides=tuple(spec["overrides"]),
+            sweep_dir=sweep_dir,
+            check_dir=False,
+        )
+        with stop_signals():
+            result = train(run)
+        if is_main():
+            write_json_atomic(folder / RESULT_FILE, result)
+        return 0
+    except BaseException as e:  # noqa: BLE001 - every failure is reported to the launching process
+        report = {"rank": rank(), "user_error": isinstance(e, UserError), "traceback": None}
+        if isinstance(e, Interrupted):
+            report.update(
+                error=str(e),
+                interrupted={"signal": e.signal_name, "checkpoint": e.checkpoint, "exit_code": e.exit_code},
+            )
+            write_json_atomic(folder / f"error-rank{rank()}.json", report)
+            return e.exit_code
+        if isinstance(e, UserError):
+            report["error"] = e.one_line()
+        else:
+            report["error"] = f"{type(e).__name__}: {e}"
+            path = run_dir / f"traceback-rank{rank()}.txt"
+            path.write_text(traceback.format_exc())
+            report["traceback"] = str(path)
+        write_json_atomic(folder / f"error-rank{rank()}.json", report)
+        print_error_line(f"rank {rank()}: {report['error']}")
+        return EXIT_USER_ERROR if isinstance(e, UserError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

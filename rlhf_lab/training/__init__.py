@@ -1,0 +1,1 @@
+"""One process's training flow: data, model, trainer, train, evaluate, save; and its checkpoints and callbacks."""
