@@ -12,6 +12,14 @@ CONF_DIR = str(ROOT / "conf")
 TINY = ["debug=smoke"]
 
 
+def pytest_configure(config):
+    # A worker of a parallel session (pytest-xdist, -n N) shares the cores with the other workers: one thread
+    # each, set before torch is imported (and inherited by the processes a test starts), since threads that
+    # outnumber the cores slow every process several-fold.
+    if hasattr(config, "workerinput"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+
+
 class CliResult:
     """What a command left: its exit code and what it printed (as subprocess.CompletedProcess has them)."""
 
@@ -120,9 +128,27 @@ def compose():
 
     register_schemas()
 
-    def _compose(overrides=()):
+    def _compose(overrides=(), return_hydra_config=False):
         GlobalHydra.instance().clear()
         with initialize_config_dir(CONF_DIR, version_base="1.3", job_name="test"):
-            return hydra_compose("config", overrides=list(overrides))
+            return hydra_compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def train(compose):
+    """Compose OVERRIDES and train them into RUN_DIR in this process through runtime.job.run_job, without Hydra's
+    run machinery (its logging set-up and .hydra/ files): train(["debug=smoke"], tmp_path / "run") -> summary."""
+    from omegaconf import open_dict
+
+    from rlhf_lab.runtime.job import run_job
+
+    def _train(overrides, run_dir):
+        cfg = compose(overrides, return_hydra_config=True)
+        choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if v is not None}
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return run_job(cfg, Path(run_dir), choices=choices, overrides=tuple(overrides))
+
+    return _train

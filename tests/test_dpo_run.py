@@ -67,16 +67,13 @@ def test_saved_adapter_reloads_with_plain_peft(lora_run, tiny_model_dir):
     assert not torch.allclose(with_adapter, without)
 
 
-def test_full_tuning_saves_a_plain_transformers_model(tmp_path, tiny_model_dir):
+def test_full_tuning_saves_a_plain_transformers_model(tmp_path, tiny_model_dir, train):
     from transformers import AutoModelForCausalLM
 
-    proc = run_cli(
-        [*TINY, "tuner=full", "train.learning_rate=1e-3", "train.eval=false", f"hydra.run.dir={tmp_path}/run"],
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    s = read_summary(tmp_path / "run")
-    assert s["status"] == "completed" and s["eval_before"] is None
+    # Through run_job, the command line's job without Hydra's run machinery.
+    s = train([*TINY, "tuner=full", "train.learning_rate=1e-3", "train.eval=false"], tmp_path / "run")
+    assert s == read_summary(tmp_path / "run")
+    assert s["status"] == "completed" and s["eval_before"] is None and s["tuner"] == "full"
     trained = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "model")
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     diffs = [(a - b).abs().max().item() for a, b in zip(trained.parameters(), base.parameters())]
@@ -106,19 +103,9 @@ def test_wandb_offline_run_gets_the_resolved_config(tmp_path):
     assert b"smoke" in record and b"dpo-tiny" in record  # tag and run name
 
 
-def test_rpo_and_label_smoothing_train_through_the_cli(tmp_path):
-    proc = run_cli(
-        [
-            *TINY,
-            "algorithm.rpo_alpha=0.5",
-            "algorithm.label_smoothing=0.1",
-            "train.eval=false",
-            f"hydra.run.dir={tmp_path}/run",
-        ],
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert math.isfinite(read_summary(tmp_path / "run")["train_loss"])
+def test_rpo_and_label_smoothing_train(tmp_path, train):
+    s = train([*TINY, "algorithm.rpo_alpha=0.5", "algorithm.label_smoothing=0.1", "train.eval=false"], tmp_path / "run")
+    assert s["status"] == "completed" and math.isfinite(s["train_loss"])
 
 
 def test_a_checkpoint_dir_without_weights_is_a_one_line_model_error(tmp_path, tiny_model_dir):

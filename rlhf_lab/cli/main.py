@@ -25,7 +25,7 @@ _job_started = False
 def _compose_and_run(cfg: DictConfig):
     global _job_started
     _job_started = True
-    from rlhf_lab.runtime.job import check_objective, objective_value, run_job  # the training path, imported per job
+    from rlhf_lab.runtime.job import check_objective, objective_value, run_hydra_job  # the training path, per job
 
     if cfg.objective:
         try:
@@ -33,7 +33,7 @@ def _compose_and_run(cfg: DictConfig):
         except UserError as e:  # SystemExit passes through Hydra without its multi-line report
             print_error_line(e.one_line())
             raise SystemExit(EXIT_USER_ERROR) from None
-    summary = run_job(cfg)
+    summary = run_hydra_job(cfg)
     # A search (hparams_search=...) gets the objective's value back; a failed job gets NaN (a failed trial).
     return objective_value(summary, cfg.objective) if cfg.objective else summary
 

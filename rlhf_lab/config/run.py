@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from rlhf_lab.algorithms.registry import AlgorithmSpec, get_spec
+from rlhf_lab.config.algorithm import AlgorithmConfig
 from rlhf_lab.config.dataset import DatasetConfig
+from rlhf_lab.config.distributed import DistributedConfig
+from rlhf_lab.config.logger import LoggerConfig
 from rlhf_lab.config.model import ModelConfig
 from rlhf_lab.config.train import TrainConfig
+from rlhf_lab.config.tuner import TunerConfig
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.models.source import resolve_source
 from rlhf_lab.runtime import fingerprint
@@ -25,12 +28,13 @@ from rlhf_lab.training.checkpoints import ResumePoint, check_not_finished, resum
 
 @dataclass(frozen=True)
 class Run:
-    algorithm: Any
+    # Each group's node is an instance of the schema its option chose (DPOConfig, LoraTunerConfig, ...).
+    algorithm: AlgorithmConfig
     model: ModelConfig
-    tuner: Any
+    tuner: TunerConfig
     dataset: DatasetConfig
-    distributed: Any
-    logger: Any
+    distributed: DistributedConfig
+    logger: LoggerConfig
     train: TrainConfig
     spec: AlgorithmSpec
     run_dir: Path

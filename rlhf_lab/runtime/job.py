@@ -1,4 +1,5 @@
-"""One Hydra job: build the Run, launch it, and always leave a truthful summary.json behind."""
+"""One job: build the Run, launch it, and always leave a truthful summary.json behind. run_job takes a composed config
+and its run directory (what tests and other callers use); run_hydra_job is the adapter Hydra's entry point calls."""
 
 from __future__ import annotations
 
@@ -23,17 +24,37 @@ from rlhf_lab.runtime.ranks import is_main
 log = logging.getLogger("rlhf_lab")
 
 
-def run_job(cfg: DictConfig) -> dict:
+def run_hydra_job(cfg: DictConfig) -> dict:
+    """The job Hydra started: its run directory, option choices, overrides and (in a sweep) the sweep's directory."""
     hc = HydraConfig.get()
-    run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
-    sweep_dir = Path(hc.sweep.dir) if multirun else None
-    overrides = tuple(hc.overrides.task)
+    return run_job(
+        cfg,
+        Path(hc.runtime.output_dir),
+        choices=dict(hc.runtime.choices),
+        overrides=tuple(hc.overrides.task),
+        sweep_dir=Path(hc.sweep.dir) if multirun else None,
+    )
+
+
+def run_job(
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    choices: dict[str, str],
+    overrides: tuple[str, ...] = (),
+    sweep_dir: Path | None = None,
+) -> dict:
+    """Train the composed config into run_dir; sweep_dir is set for a job of a sweep (a failing job is recorded and
+    returned instead of ending the process). Returns the summary written to run_dir/summary.json."""
+    run_dir = Path(run_dir)
+    multirun = sweep_dir is not None
     started = time.time()
     summary_path = run_dir / "summary.json"
     base = {"status": "running", "run_dir": str(run_dir), "overrides": list(overrides), "started_at": started}
     # Made for this command (Hydra's files only): a run that stops on bad input before it begins leaves nothing here.
-    fresh = fingerprint.only_hydra_files(run_dir)
+    fresh = not run_dir.exists() or fingerprint.only_hydra_files(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     def write_summary(path: Path, data: dict) -> None:
         if not is_main():
@@ -51,7 +72,7 @@ def run_job(cfg: DictConfig) -> dict:
             run = build_run(
                 cfg,
                 run_dir,
-                choices=dict(hc.runtime.choices),
+                choices=choices,
                 overrides=overrides,
                 sweep_dir=sweep_dir,
                 check_dir=is_main(),
