@@ -43,12 +43,13 @@ def test_sweep_summary_with_a_failing_job(tmp_path):
 
 def test_sweep_over_algorithms_lands_in_one_table(tmp_path):
     proc = run_cli(
-        ["-m", *TINY, "train.max_steps=1", "algorithm=dpo,cpo,simpo,orpo", f"hydra.sweep.dir={tmp_path}/sweep"],
+        # DPO's trainer and TRL's experimental ORPO trainer: the table's columns agree across different trainers.
+        ["-m", *TINY, "train.max_steps=1", "algorithm=dpo,orpo", f"hydra.sweep.dir={tmp_path}/sweep"],
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "sweep" / "sweep_summary.csv").open()))
-    assert [r["algorithm"] for r in rows] == ["dpo", "cpo", "simpo", "orpo"]
+    assert [r["algorithm"] for r in rows] == ["dpo", "orpo"]
     for r in rows:  # comparable columns for every algorithm
         assert r["status"] == "completed"
         assert 0 <= float(r["eval_after.accuracy"]) <= 1 and r["eval_after.logp_margin"] != ""
