@@ -29,6 +29,7 @@ print("CHARS=" + str(len(out.getvalue())))
         ["--help"],
         ["--cfg", "job", "algorithm.beta=0.3", "model=tiny"],
         ["--cfg", "job", "algorithm=grpo", "dataset=arith_math", "model=tiny"],
+        ["export", "--help"],
     ],
 )
 def test_config_only_commands_import_nothing_heavy(tmp_path, args):
@@ -41,6 +42,15 @@ def test_config_only_commands_import_nothing_heavy(tmp_path, args):
     assert "HEAVY=\n" in proc.stdout, proc.stdout
     assert int(proc.stdout.split("CHARS=")[1]) > 200  # it printed the config / help
     assert elapsed < 3, elapsed  # ~0.4 s measured; the bound leaves room for a loaded CI machine
+
+
+def test_a_verbs_bad_arguments_are_refused_before_anything_heavy_loads(tmp_path):
+    probe = PROBE.format(args=["export", "run=/nowhere", "dtype=int8"], heavy=HEAVY).replace(
+        "assert e.code in (0, None), e.code", "assert e.code == 2, e.code"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY=\n" in proc.stdout and proc.stderr.startswith("config error: dtype: got 'int8'")
 
 
 def test_cfg_job_shows_overrides(tmp_path):

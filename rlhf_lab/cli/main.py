@@ -102,6 +102,11 @@ def main() -> int:
     user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
+        from rlhf_lab.cli.verbs import main_for
+
+        done = main_for(args)  # export, ...: verbs on trained runs
+        if done is not None:
+            return done
         if "--help" in args or "-h" in args:
             from rlhf_lab.cli.help import render_help
 

@@ -50,6 +50,8 @@ RUN_OUTPUTS = frozenset(
         "checkpoints",
         "adapter",
         "model",
+        "export",
+        ".export.partial",
         "tensorboard",
         "wandb",
         ".launch",

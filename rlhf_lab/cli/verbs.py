@@ -1,0 +1,83 @@
+"""Verbs that work on trained runs (python -m rlhf_lab export run=...): their key=value arguments are read into the
+verb's typed options, as training overrides are, so a typo or a bad value is one line before anything loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rlhf_lab.config.fields import field_help
+from rlhf_lab.errors import ConfigError
+
+# verb -> (its options, "module:function" that does it, what it does). The functions import torch; this table does not.
+VERBS = {
+    "export": (
+        "rlhf_lab.config.verbs:ExportConfig",
+        "rlhf_lab.export.merge:export",
+        "a run's model as one transformers checkpoint (LoRA merged in)",
+    ),
+}
+
+
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def parse(verb: str, args: list[str]):
+    """The verb's options from key=value arguments."""
+    schema = _load(VERBS[verb][0])
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    values = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or not key:
+            raise ConfigError(None, f"{verb}: {arg!r} is not key=value; {verb}'s keys: {', '.join(fields)}")
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(key, f"not a key of {verb}{hint}; its keys: {', '.join(fields)}")
+        values[key] = value
+    missing = [n for n, f in fields.items() if f.default is MISSING and n not in values]
+    if missing:
+        raise ConfigError(missing[0], f"is required: {field_help(schema, missing[0])} ({verb} {missing[0]}=...)")
+    try:
+        node = OmegaConf.merge(
+            OmegaConf.structured(schema), OmegaConf.from_dotlist([f"{k}={v}" for k, v in values.items()])
+        )
+        return OmegaConf.to_object(node)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or None
+        raise ConfigError(key, " ".join(str(e).splitlines()[0].split())) from None
+
+
+def usage(verb: str) -> str:
+    schema_path, _, what = VERBS[verb]
+    schema = _load(schema_path)
+    lines = [f"python -m rlhf_lab {verb} key=value ...: {what}", ""]
+    for f in dataclasses.fields(schema):
+        default = "(required)" if f.default is MISSING else repr(f.default)
+        lines.append(f"  {f.name:<12} {default:<12} {field_help(schema, f.name)}")
+    return "\n".join(lines)
+
+
+def run(verb: str, args: list[str]) -> int:
+    if "--help" in args or "-h" in args:
+        print(usage(verb))
+        return 0
+    options = parse(verb, args)
+    result = _load(VERBS[verb][1])(options)
+    if result is not None:
+        print(result)
+    return 0
+
+
+def main_for(args: list[str]) -> int | None:
+    """Run the verb args name, or None when args are a training command."""
+    if args[:1] and args[0] in VERBS:
+        return run(args[0], args[1:])
+    return None
