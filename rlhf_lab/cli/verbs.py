@@ -20,6 +20,11 @@ VERBS = {
         "rlhf_lab.export.merge:export",
         "a run's model as one transformers checkpoint (LoRA merged in)",
     ),
+    "infer": (
+        "rlhf_lab.config.verbs:InferConfig",
+        "rlhf_lab.inference.infer:infer",
+        "a model's answers to every prompt of a file (JSON lines), or a chat in the terminal",
+    ),
 }
 
 

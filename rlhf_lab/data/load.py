@@ -156,6 +156,14 @@ def load_file(path: Path, fmt: str, lenient: bool, dropped: list[Dropped], datas
     return rows
 
 
+def read_source(entry: str, fmt: str, split: str = "train", seed: int = 42) -> Rows:
+    """The converted rows of one source as training reads it (any file type, format, folder or hub dataset;
+    SOURCE#N takes N rows): what the verbs that read data (infer) use."""
+    reader = Reader(DatasetConfig(path=entry), fmt)
+    source = Source(parse_source(entry), None)
+    return take(reader.read(source, split).rows, source.spec.take, seed)
+
+
 def _sources(entries: Iterable[str], subset: str | None) -> list[Source]:
     return [Source(parse_source(entry), subset) for entry in entries]
 

@@ -101,7 +101,7 @@ def _merge(run: SavedRun, adapter: Path, dest: Path, dtype: str, head: str, base
     model_cfg = dataclasses.replace(run.model, torch_dtype="float32")
     model = load_causal_lm(model_cfg, bf16=False, name_or_path=base, head=head)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    processing = _processing(adapter)
+    processing = saved_processing(adapter)
     if head == "reward":  # the score is read at the last token that is not padding
         merged.config.pad_token_id = _tokenizer(processing).pad_token_id
     merged.to(_dtype(dtype, run.model, base)).save_pretrained(str(dest))
@@ -117,10 +117,10 @@ def _copy(run: SavedRun, saved: Path, dest: Path, dtype: str) -> None:
     model_cfg = dataclasses.replace(run.model, torch_dtype="float32")
     model = load_causal_lm(model_cfg, bf16=False, name_or_path=str(saved), head=run.head)
     model.to(_dtype(dtype, run.model, None)).save_pretrained(str(dest))
-    _processing(saved).save_pretrained(str(dest))
+    saved_processing(saved).save_pretrained(str(dest))
 
 
-def _processing(saved: Path):
+def saved_processing(saved: Path):
     """The tokenizer or processor the run saved beside its weights (chat template included)."""
     from transformers import AutoProcessor, AutoTokenizer
 
