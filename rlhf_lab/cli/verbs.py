@@ -14,6 +14,7 @@ from rlhf_lab.config.fields import field_help
 from rlhf_lab.errors import ConfigError
 
 # verb -> (its options, "module:function" that does it, what it does). The functions import torch; this table does not.
+# eval has no options of its own: it takes a run's overrides (algorithm=..., dataset=...), which Hydra composes.
 VERBS = {
     "export": (
         "rlhf_lab.config.verbs:ExportConfig",
@@ -24,6 +25,11 @@ VERBS = {
         "rlhf_lab.config.verbs:InferConfig",
         "rlhf_lab.inference.infer:infer",
         "a model's answers to every prompt of a file (JSON lines), or a chat in the terminal",
+    ),
+    "eval": (
+        None,
+        "rlhf_lab.inference.evaluate:evaluate_command",
+        "the held-out evaluation of a run (before and after) or of any model, as training scores it",
     ),
 }
 
@@ -71,6 +77,10 @@ def usage(verb: str) -> str:
 
 
 def run(verb: str, args: list[str]) -> int:
+    schema, target, _ = VERBS[verb]
+    if schema is None:  # the verb reads its own arguments
+        print(_load(target)(args))
+        return 0
     if "--help" in args or "-h" in args:
         print(usage(verb))
         return 0

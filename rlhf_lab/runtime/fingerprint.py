@@ -52,6 +52,7 @@ RUN_OUTPUTS = frozenset(
         "model",
         "export",
         ".export.partial",
+        "eval.json",
         "tensorboard",
         "wandb",
         ".launch",

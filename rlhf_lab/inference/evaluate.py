@@ -1,0 +1,194 @@
+"""python -m rlhf_lab eval model=... [training overrides]: the held-out evaluation training runs before and after,
+on any model, adapter or run, by the same code path (data, model loading, trainer, evaluator) as a run.
+
+- model=RUN_DIR: the run's own settings and held-out rows; the base model (before) and the trained one (after), so
+  the figures equal the run's eval_before and eval_after. Overrides change the data (dataset=..., a bigger held-out
+  set) or the batch, not the training settings.
+- model=PRESET, CHECKPOINT, HUB_ID or ADAPTER_DIR with the overrides of a run (algorithm=grpo dataset=gsm8k ...):
+  that model scored once, as a run would score it before training. The held-out rewards of GRPO (accuracy against
+  the `solution` column with the run's reward functions, greedy answers: pass@1) make this a generation benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from rlhf_lab.errors import ConfigError
+from rlhf_lab.runtime import fingerprint
+
+USAGE = """python -m rlhf_lab eval model=RUN_DIR|PRESET|CHECKPOINT|ADAPTER_DIR [out=FILE.json] [overrides of a run ...]
+
+  model=RUN_DIR          the run's held-out evaluation, before (its base) and after (trained): its summary's figures
+  model=smollm2_135m algorithm=dpo dataset=arith_pairs   a model scored as a run scores it before training
+  model=CKPT algorithm=grpo dataset=gsm8k                greedy answers scored by the rewards (accuracy: pass@1)
+  out=FILE.json          where the figures go (default: RUN_DIR/eval.json, else outputs/eval/<model>-<time>.json)"""
+
+
+def evaluate_command(args: list[str]) -> str:
+    if "--help" in args or "-h" in args:
+        return USAGE
+    model, out, overrides = _split(args)
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / fingerprint.FILE).exists():
+        result, default_out = _evaluate_run(path, overrides), path / "eval.json"
+    else:
+        result = _evaluate_model(model, path, overrides)
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        default_out = Path("outputs") / "eval" / f"{Path(model.rstrip('/')).name}-{stamp}.json"
+    out = Path(out).expanduser() if out else default_out
+    from rlhf_lab.paths import write_json_atomic
+
+    write_json_atomic(out, result)
+    _print_table(result)
+    return f"written to {out}"
+
+
+def _split(args: list[str]) -> tuple[str, str | None, list[str]]:
+    model, out, rest = None, None, []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if key == "model" and sep:
+            model = value
+        elif key == "out" and sep:
+            out = value
+        else:
+            rest.append(arg)
+    if not model:
+        raise ConfigError(
+            "model", "is required: a run directory, a model preset, a checkpoint or an adapter (eval model=...)"
+        )
+    return model, out, rest
+
+
+def _evaluate_run(run_dir: Path, overrides: list[str]) -> dict:
+    from omegaconf import OmegaConf
+
+    from rlhf_lab.config.store import typed_config
+    from rlhf_lab.export.merge import read_run
+
+    saved = read_run(str(run_dir))
+    training = [o for o in overrides if o.split("=")[0].split(".")[0] not in ("dataset", "train")]
+    if training:
+        raise ConfigError(
+            training[0].split("=")[0],
+            "cannot change a trained run's settings; eval model=RUN_DIR takes dataset.* and train.* overrides only",
+        )
+    resolved = _unflatten(saved.settings)
+    resolved["logger"] = {"backend": "none"}
+    resolved["distributed"] = {"backend": "single"}  # one process scores the held-out rows
+    cfg = typed_config(resolved)
+    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o for o in overrides if "=" in o]))
+    return _score(cfg, {"algorithm": saved.settings["algorithm.name"]}, saved, f"{run_dir}")
+
+
+def _evaluate_model(model: str, path: Path, overrides: list[str]) -> dict:
+    from rlhf_lab.cli.preflight import compose
+    from rlhf_lab.config.presets import model_preset_path
+
+    adapter = None
+    if model_preset_path(model):
+        chosen = [f"model={model}"]
+    else:
+        if (path / "adapter_config.json").exists():
+            adapter = path
+            model = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+        elif "/" in model and not path.exists() and (model.startswith((".", "/", "~")) or path.parent.exists()):
+            raise ConfigError(
+                "model", f"{model} does not exist; give a run directory, a checkpoint, a preset or a hub id"
+            )
+        chosen = ["model=custom", f"model.name_or_path={model}"]
+    cfg, _, choices = compose([*chosen, *overrides, "logger=none", "distributed=single"])
+    return _score(cfg, choices, adapter, model)
+
+
+def _score(cfg, choices: dict, trained, what: str) -> dict:
+    """Build the run (never trained: its directory is a temporary one), its trainer and evaluator; score the model it
+    loads, then (a run or an adapter) the trained weights."""
+    from rlhf_lab.algorithms.registry import get_spec
+    from rlhf_lab.config.run import build_run
+    from rlhf_lab.data.load import load_splits
+    from rlhf_lab.models.precision import resolve_bf16
+    from rlhf_lab.training.pipeline import build_trainer, load_inputs
+
+    with tempfile.TemporaryDirectory(prefix="rlhf_lab-eval-") as tmp:
+        run = build_run(cfg, Path(tmp), choices=choices, check_dir=False)
+        spec = get_spec(run.algorithm.name)
+        evaluate = spec.load_evaluation()
+        if evaluate is None:
+            raise ConfigError("algorithm", f"{spec.name} has no held-out evaluation")
+        splits = load_splits(run.dataset, spec.data_format, run.train.seed, images=spec.images)
+        run.algorithm.check_data(splits.train + splits.val)
+        if not len(splits.val):
+            raise ConfigError(
+                "dataset.val_path", "the data has no held-out rows to score; give dataset.val_path=... (or split_ratio)"
+            )
+        from transformers import set_seed
+
+        set_seed(run.train.seed)
+        bf16 = resolve_bf16(run.train.bf16)
+        inputs = load_inputs(run, splits, bf16)
+        trainer = build_trainer(run, inputs)
+        evaluation = evaluate(run, inputs.tokenizer, splits.val, bf16, trainer)
+        started = time.time()
+        first = evaluation.evaluate(trainer.model)  # the loaded model (a new LoRA adapter starts as a no-op)
+        result = {"model": what, "algorithm": spec.name, "val_rows": len(splits.val), "val_source": splits.val_origin}
+        if trained is None:
+            result["eval"] = first
+        else:
+            _load_trained(trainer, run, trained)
+            result.update(eval_before=first, eval_after=evaluation.evaluate(trainer.model))
+        result["eval_seconds"] = round(time.time() - started, 2)
+        return result
+
+
+def _load_trained(trainer, run, trained) -> None:
+    """Put the trained weights (a run's adapter or saved model, or an adapter directory) into the trainer's model."""
+    from peft import PeftModel, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from rlhf_lab.models.load import load_causal_lm
+
+    adapter = trained if isinstance(trained, Path) else (trained.saved if trained.is_adapter else None)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    policy = getattr(model, "policy", model)  # PPO: the policy beside its value model
+    if adapter is not None:
+        if not isinstance(policy, PeftModel):
+            raise ConfigError("tuner", "the trained weights are a LoRA adapter; evaluate them with tuner=lora")
+        set_peft_model_state_dict(policy, load_file(str(adapter / "adapter_model.safetensors")))
+        return
+    # A full model (full tuning, or a reward model saved merged): loaded whole in the policy's place.
+    loaded = load_causal_lm(run.model, False, name_or_path=str(trained.saved), head=trained.head).to(policy.device)
+    if policy is model:
+        trainer.model = loaded
+        trainer.model_wrapped = loaded
+    else:
+        model.policy = loaded
+
+
+def _unflatten(settings: dict) -> dict:
+    nested: dict = {}
+    for key, value in settings.items():
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = ["eval_before", "eval_after"] if "eval_after" in result else ["eval"]
+    table = Table(title=f"{result['model']}: {result['algorithm']} held-out evaluation ({result['val_rows']} rows)")
+    table.add_column("metric")
+    for c in columns:
+        table.add_column({"eval_before": "before", "eval_after": "after", "eval": "value"}[c], justify="right")
+    for key in result[columns[0]]:
+        values = [result[c].get(key) for c in columns]
+        table.add_row(key, *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values))
+    Console().print(table)
