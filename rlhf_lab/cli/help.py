@@ -37,6 +37,7 @@ rlhf_lab: RLHF experiments from one command (DPO and friends, GRPO, GKD, PPO on 
   python -m rlhf_lab export run=RUN_DIR                 # the run's model as one checkpoint (LoRA merged in)
   python -m rlhf_lab infer model=RUN_DIR data=FILE      # its answers to a file of prompts (chat=true: talk)
   python -m rlhf_lab eval model=RUN_DIR                 # its held-out evaluation, before and after
+  python -m rlhf_lab compare outputs/runs/*_dpo         # runs side by side: a table and their training curves
   python -m rlhf_lab --cfg job                          # the composed config, without running
   python -m rlhf_lab --hydra-help                       # Hydra's own flags
 """

@@ -31,6 +31,11 @@ VERBS = {
         "rlhf_lab.inference.evaluate:evaluate_command",
         "the held-out evaluation of a run (before and after) or of any model, as training scores it",
     ),
+    "compare": (
+        None,
+        "rlhf_lab.tracking.compare:compare_command",
+        "runs side by side: the settings that differ, their results, their training curves",
+    ),
 }
 
 

@@ -38,7 +38,7 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
 
 
-def _flatten(summary: dict) -> dict[str, Any]:
+def result_columns(summary: dict) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for key in ("train_loss", "global_steps", "seconds_per_step", "duration_s", "peak_rss_mb"):
         if key in summary:
@@ -67,7 +67,7 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[str]]:
         summary = json.loads((job_dir / "summary.json").read_text())
         overrides = _parse_overrides(summary.get("overrides", []))
         override_keys += [k for k in overrides if k not in override_keys]
-        metrics = _flatten(summary)
+        metrics = result_columns(summary)
         metric_cols += [k for k in metrics if k not in metric_cols]
         status = summary.get("status", "unknown")
         if status == "running":  # the job died without writing its end state
