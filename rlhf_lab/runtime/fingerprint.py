@@ -53,6 +53,8 @@ RUN_OUTPUTS = frozenset(
         "export",
         ".export.partial",
         "eval.json",
+        "report.md",
+        "report_curves.png",
         "tensorboard",
         "wandb",
         ".launch",

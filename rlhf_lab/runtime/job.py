@@ -63,6 +63,10 @@ def run_job(
             write_json_atomic(path, data)
         except OSError as e:  # e.g. the disk filled up: the earlier summary stays, saying 'running', never 'completed'
             log.error("could not update %s: %s", path, e)
+            return
+        from rlhf_lab.tracking.report import write_report
+
+        write_report(run_dir, data)  # the run has ended: its report.md and curves
 
     with stop_signals() as stop, _released():
         try:

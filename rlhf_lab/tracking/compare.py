@@ -21,7 +21,16 @@ USAGE = """python -m rlhf_lab compare RUN_DIR [RUN_DIR ...] [out=DIR]
   out=DIR   where compare.md, compare.csv and compare_curves.png go (default: outputs/compare/<time>/)"""
 
 # Training curves drawn when a run logged them: the loss, then the algorithm's main signals.
-CURVES = ("loss", "rewards/margins", "rewards/accuracies", "reward", "kl", "learning_rate")
+CURVES = (
+    "loss",
+    "rewards/margins",
+    "rewards/accuracies",
+    "reward",
+    "kl",
+    "completions/mean_length",
+    "grad_norm",
+    "learning_rate",
+)
 
 
 def compare_command(args: list[str]) -> str:

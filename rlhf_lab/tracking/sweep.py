@@ -98,8 +98,12 @@ def write_tables(sweep_dir: Path, rows: list[dict], swept: list[str], metric_col
             return ""
         return f"{v:.4f}" if isinstance(v, float) else str(v).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    # The Markdown table links each job's report (report.md, written when the job ended).
+    shown = ["job", "report", *columns[1:]]
+    for r in rows:
+        r["report"] = f"[report]({r['job']}/report.md)" if (sweep_dir / r["job"] / "report.md").exists() else ""
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in shown) + " |" for r in rows]
     search = sweep_dir / "optimization_results.yaml"  # written by the Optuna sweeper when a search ends
     if search.exists():
         import yaml
