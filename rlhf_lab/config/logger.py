@@ -14,6 +14,9 @@ from rlhf_lab.config.fields import doc, doc_factory
 @dataclass
 class LoggerConfig:
     backend: str = doc(MISSING, "Tracker: none, tensorboard or wandb (set by the option).")
+    verbose: bool = doc(
+        False, "Also show the libraries' progress bars, warnings and log records on the console (always in the log)."
+    )
 
 
 @dataclass

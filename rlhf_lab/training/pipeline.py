@@ -22,8 +22,9 @@ log = logging.getLogger("rlhf_lab")
 
 def train(run: Run) -> dict:
     from rlhf_lab.patches import job_scope
+    from rlhf_lab.tracking.console import quiet_libraries
 
-    with job_scope():
+    with job_scope(), quiet_libraries(run.logger.verbose):
         return _train(run)
 
 
@@ -84,6 +85,10 @@ def _train(run: Run) -> dict:
         inputs.callbacks = [CommandIntervals(), metrics, *tracker.callbacks, stop]
         tokenizer = inputs.tokenizer
         trainer = build_trainer(run, inputs)
+        if is_main():
+            from rlhf_lab.tracking.console import use_console
+
+            use_console(trainer, run.train.max_steps)
         install_atomic_saves(trainer, run.train.save_total_limit)
         resume_from = restore_lab_state(trainer, run)
         trainable, total = count_parameters(trainer.model)
