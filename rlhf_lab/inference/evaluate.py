@@ -184,7 +184,8 @@ def _print_table(result: dict) -> None:
     from rich.table import Table
 
     columns = ["eval_before", "eval_after"] if "eval_after" in result else ["eval"]
-    table = Table(title=f"{result['model']}: {result['algorithm']} held-out evaluation ({result['val_rows']} rows)")
+    name = Path(str(result["model"]).rstrip("/")).name
+    table = Table(title=f"{name}: {result['algorithm']} held-out evaluation ({result['val_rows']} rows)")
     table.add_column("metric")
     for c in columns:
         table.add_column({"eval_before": "before", "eval_after": "after", "eval": "value"}[c], justify="right")

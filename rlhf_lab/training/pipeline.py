@@ -61,6 +61,7 @@ def _train(run: Run) -> dict:
 
     from rlhf_lab.models.precision import resolve_bf16
     from rlhf_lab.models.tuners import count_parameters
+    from rlhf_lab.tracking.console import quiet_loaded_libraries
     from rlhf_lab.tracking.metrics import MetricsFile
     from rlhf_lab.tracking.output import print_result, save_final_model
     from rlhf_lab.tracking.trackers import Tracker, start_tracking
@@ -68,6 +69,7 @@ def _train(run: Run) -> dict:
     from rlhf_lab.training.resume_intervals import CommandIntervals
     from rlhf_lab.training.stop_callback import StopAtStepEnd
 
+    quiet_loaded_libraries()  # the data checks passed and the libraries are loading: their bars and handlers go
     set_seed(run.train.seed)
     bf16 = resolve_bf16(run.train.bf16)
     t_load = time.time()
@@ -86,7 +88,7 @@ def _train(run: Run) -> dict:
         tokenizer = inputs.tokenizer
         trainer = build_trainer(run, inputs)
         if is_main():
-            from rlhf_lab.tracking.console import use_console
+            from rlhf_lab.tracking.progress import use_console
 
             use_console(trainer, run.train.max_steps)
         install_atomic_saves(trainer, run.train.save_total_limit)
