@@ -29,6 +29,11 @@ class AlgorithmConfig:
         """Rules on the loaded rows that depend on the settings (e.g. a column a reward reads); raise DataError.
         Runs before any model loads."""
 
+    @property
+    def writes_completions(self) -> bool:
+        """Whether the run writes its sampled answers at each logging step (algorithm.log_completions)."""
+        return False
+
     def lazy_blocker(self) -> str | None:
         """Why the rows cannot be tokenized per batch (dataset.lazy_tokenize) with these settings; None if they can."""
         return None

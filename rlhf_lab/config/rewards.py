@@ -26,6 +26,9 @@ def row_error(row: dict, field: str, message: str):
 @dataclass
 class RewardOptions(AlgorithmConfig):
     max_completion_length: int = doc(512, "Most tokens generated per answer.")
+    log_completions: bool = doc(
+        False, "Each logged step's prompts, answers and rewards to checkpoints/completions/ and the trackers."
+    )
     # Dotted paths: my_pkg.rewards.fn or my_pkg.rewards:fn; {_target_: ..., kwargs} objects are built with Hydra.
     reward_funcs: List[Any] = doc_factory(
         list, "Rewards: built-in names (accuracy, format, cosine, repetition, soft_overlong), dotted paths or objects."
@@ -53,6 +56,10 @@ class RewardOptions(AlgorithmConfig):
     )
     repetition_n_grams: int = doc(3, "repetition reward: the n-gram size.")
     repetition_max_penalty: float = doc(-1.0, "repetition reward: the penalty (<= 0) of an answer of repeats only.")
+
+    @property
+    def writes_completions(self) -> bool:
+        return self.log_completions
 
     def __post_init__(self) -> None:
         positive("max_completion_length", self.max_completion_length)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rlhf_lab.config.run import Run
 
@@ -26,6 +27,22 @@ class Tracker:
         for k in ("train_loss", "train_seconds", "seconds_per_step", "global_steps"):
             flat[k] = result[k]
         self.wandb_run.summary.update(flat)
+
+    def log_media(self, result: dict, curves: Path | None) -> None:
+        """The run's training curves (the report's picture) and its held-out evaluation as a table."""
+        if self.wandb_run is None:
+            return
+        import wandb
+
+        media = {}
+        if curves is not None:
+            media["report/curves"] = wandb.Image(str(curves))
+        before, after = result.get("eval_before"), result.get("eval_after")
+        if before or after:
+            rows = [[k, (before or {}).get(k), (after or {}).get(k)] for k in (before or after)]
+            media["report/evaluation"] = wandb.Table(columns=["metric", "before", "after"], data=rows)
+        if media:
+            self.wandb_run.log(media)
 
     def finish(self) -> None:
         # Finish every run, so that each job of a multirun gets its own wandb run.
@@ -66,5 +83,10 @@ def start_tracking(run: Run, wandb_mode: str | None) -> Tracker:
             reinit="finish_previous",
         )
         log.info("wandb run %s (%s), files under %s", wandb_run.name, wandb_mode, files)
-        return Tracker(callbacks=[WandbCallback()], wandb_run=wandb_run)
+        callbacks = [WandbCallback()]
+        if run.algorithm.writes_completions:
+            from rlhf_lab.tracking.completions import CompletionsToWandb
+
+            callbacks.append(CompletionsToWandb(wandb_run))
+        return Tracker(callbacks=callbacks, wandb_run=wandb_run)
     raise ValueError(f"unknown logger backend {backend!r}")

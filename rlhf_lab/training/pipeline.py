@@ -151,7 +151,11 @@ def _train(run: Run) -> dict:
             **trainer.summary_extras(),
         }
         if is_main():
+            from rlhf_lab.tracking.compare import plot_curves
+            from rlhf_lab.tracking.report import CURVES_PNG
+
             tracker.log_summary(result)
+            tracker.log_media(result, plot_curves(run.run_dir / CURVES_PNG, [run.run_dir]))
             print_result(run, result)
         return result
     finally:

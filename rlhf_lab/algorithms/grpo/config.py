@@ -64,9 +64,6 @@ class GRPOConfig(RewardOptions):
     vllm_server_host: str = doc("127.0.0.1", "Host of the vLLM server (vllm_mode=server).")
     vllm_server_port: int = doc(8000, "Port of the vLLM server (vllm_mode=server).")
     vllm_gpu_memory_utilization: float = doc(0.9, "Fraction of GPU memory vLLM may take (vllm_mode=colocate).")
-    log_completions: bool = doc(
-        False, "Write each logged step's prompts, answers and rewards to the console and trackers."
-    )
     # No adapter branches and half the bytes per generated token (about 2x faster generation on a CPU with fast bf16),
     # for half the base weights' memory. auto: on a CPU with bf16 on, LoRA, text rows, one process or ddp, no vLLM;
     # on: wherever possible (else a config error).

@@ -180,6 +180,12 @@ class LabPPOTrainer(LabTrainer, Trainer):
             step = self.state.global_step
             if step == 1 or step % args.logging_steps == 0 or step == updates:
                 stats["learning_rate"] = self.lr_scheduler.get_last_lr()[0]
+                if self.cfg.log_completions and self.is_world_process_zero():
+                    from rlhf_lab.tracking.completions import write_completions
+
+                    write_completions(
+                        args.output_dir, step, {"step": [step] * len(self.samples["prompt"]), **self.samples}
+                    )
                 self.log({k: round(v, 6) for k, v in stats.items()})
             if (args.save_strategy == "steps" and step % args.save_steps == 0) or self.control.should_save:
                 self._save_checkpoint(self.model_wrapped, trial)
@@ -299,6 +305,13 @@ class LabPPOTrainer(LabTrainer, Trainer):
             [c[:-1] if has else c for c, has in zip(completion_ids, has_stop.tolist())], skip_special_tokens=True
         )
         scores, per_reward = self.scorer(rows, answers, completion_ids)
+        # The latest rollout's answers, for algorithm.log_completions (this process's share).
+        self.samples = {
+            "prompt": [r["prompt"] for r in rows],
+            "completion": answers,
+            "score": scores.tolist(),
+            **{name: v.tolist() for name, v in per_reward.items()},
+        }
         scores = scores.to(device)
         if cfg.missing_eos_penalty is not None:
             scores = scores - cfg.missing_eos_penalty * (~has_stop).float()
