@@ -97,3 +97,37 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path, args, expected):
     args = [a.replace("RUN", str(runs["dpo"])) for a in args]
     proc = run_cli(["eval", *args], cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
+
+
+def test_pass_at_k_counts_a_prompt_solved_when_any_of_its_answers_is_right(monkeypatch):
+    from rlhf_lab.config.verbs import Sampling
+    from rlhf_lab.inference import evaluate, infer
+
+    rows = [{"prompt": [{"role": "user", "content": f"{i}+{i}?"}], "solution": str(2 * i)} for i in range(4)]
+
+    def answers(loaded, prompts, batch, options):
+        # Round 0 (seed 42): every answer wrong; round 1: right for the even rows; round 2: right for row 0.
+        right = {42: set(), 43: {0, 2}, 44: {0}}[options.seed]
+        return [r["solution"] if int(r["solution"]) // 2 in right else "7777" for r in batch]
+
+    monkeypatch.setattr(infer, "generate", answers)
+    result = evaluate.pass_at_k(None, rows, 3, Sampling(), batch_size=3)
+    assert result["prompts"] == 4
+    assert result["pass@3"] == 2 / 4  # rows 0 and 2
+    assert result["pass@1_sampled"] == 3 / 12  # three right answers of twelve
+
+
+def test_pass_k_on_the_cli_samples_the_held_out_prompts(tmp_path, tiny_model_dir):
+    out = tmp_path / "p.json"
+    args = ["model=tiny", "algorithm=grpo", "dataset=arith_math", "algorithm.max_completion_length=4"]
+    args += ['dataset.val_path="pkg://rlhf_lab/demo_data/arith_math#6"', "pass_k=2", "max_new_tokens=4", f"out={out}"]
+    proc = run_cli(["eval", *args], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())["pass_k"]
+    assert result["k"] == 2 and result["prompts"] == 6 and 0 <= result["pass@2"] <= 1
+    assert "pass@2" in proc.stdout
+    pairs = tmp_path / "pairs.jsonl"  # held-out pairs without a solution column
+    pairs.write_text(json.dumps({"prompt": "2+2?", "chosen": "4", "rejected": "5"}) + "\n")
+    data = ["dataset=custom", f"dataset.path={pairs}", f"dataset.val_path={pairs}"]
+    refused = run_cli(["eval", "model=tiny", *data, "pass_k=2", f"out={out}"], cwd=tmp_path)
+    assert refused.returncode == 2 and "pass_k: needs held-out rows with a solution column" in refused.stderr

@@ -59,3 +59,19 @@ class InferConfig:
             raise ConfigError("data", "is required: a file of prompts (infer data=FILE), or chat=true to talk")
         if self.data is not None and self.chat:
             raise ConfigError("chat", "answers the terminal, not a file; give data=... or chat=true, not both")
+
+
+@dataclass
+class Sampling:
+    """How eval samples the answers of pass_k (the settings infer takes under the same names)."""
+
+    max_new_tokens: int = doc(256, "Most tokens per answer.")
+    temperature: float = doc(1.0, "Sampling temperature of the k answers per prompt.")
+    top_p: float = doc(1.0, "Draw from the smallest set of tokens whose probability reaches top_p.")
+    top_k: int = doc(0, "Draw from the top_k likeliest tokens only; 0 = no limit.")
+    repetition_penalty: float = doc(1.0, "Above 1 discourages repeating tokens already in the text.")
+    seed: int = doc(42, "Seed of the first round of answers (round i uses seed + i).")
+
+    def __post_init__(self) -> None:
+        positive("max_new_tokens", self.max_new_tokens)
+        positive("temperature", self.temperature)

@@ -24,18 +24,25 @@ USAGE = """python -m rlhf_lab eval model=RUN_DIR|PRESET|CHECKPOINT|ADAPTER_DIR [
   model=RUN_DIR          the run's held-out evaluation, before (its base) and after (trained): its summary's figures
   model=smollm2_135m algorithm=dpo dataset=arith_pairs   a model scored as a run scores it before training
   model=CKPT algorithm=grpo dataset=gsm8k                greedy answers scored by the rewards (accuracy: pass@1)
+  pass_k=K               also sample K answers per held-out prompt and check them against its solution: pass@K
+                         (temperature=1.0 and max_new_tokens=256 by default; eval's own keys)
   out=FILE.json          where the figures go (default: RUN_DIR/eval.json, else outputs/eval/<model>-<time>.json)"""
+
+
+# eval's own keys (the rest are a run's overrides): pass@k sampling of the held-out prompts.
+SAMPLING_KEYS = ("pass_k", "temperature", "max_new_tokens")
 
 
 def evaluate_command(args: list[str]) -> str:
     if "--help" in args or "-h" in args:
         return USAGE
     model, out, overrides = _split(args)
+    sampling, overrides = _sampling(overrides)
     path = Path(model).expanduser()
     if path.is_dir() and (path / fingerprint.FILE).exists():
-        result, default_out = _evaluate_run(path, overrides), path / "eval.json"
+        result, default_out = _evaluate_run(path, overrides, sampling), path / "eval.json"
     else:
-        result = _evaluate_model(model, path, overrides)
+        result = _evaluate_model(model, path, overrides, sampling)
         stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
         default_out = Path("outputs") / "eval" / f"{Path(model.rstrip('/')).name}-{stamp}.json"
     out = Path(out).expanduser() if out else default_out
@@ -63,7 +70,33 @@ def _split(args: list[str]) -> tuple[str, str | None, list[str]]:
     return model, out, rest
 
 
-def _evaluate_run(run_dir: Path, overrides: list[str]) -> dict:
+def _sampling(overrides: list[str]):
+    """(k and the Sampling settings, or None; the other overrides)."""
+    from rlhf_lab.config.verbs import Sampling
+
+    own = {}
+    rest = []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if sep and key in SAMPLING_KEYS:
+            own[key] = value
+        else:
+            rest.append(o)
+    if "pass_k" not in own:
+        if own:
+            raise ConfigError(next(iter(own)), "samples only with pass_k=K (k answers per held-out prompt)")
+        return None, rest
+    try:
+        k = int(own.pop("pass_k"))
+        values = {k_: (int(v) if k_ == "max_new_tokens" else float(v)) for k_, v in own.items()}
+    except ValueError as e:
+        raise ConfigError("pass_k", f"needs numbers: {e}") from None
+    if k < 1:
+        raise ConfigError("pass_k", f"must be >= 1, got {k}")
+    return (k, Sampling(**values)), rest
+
+
+def _evaluate_run(run_dir: Path, overrides: list[str], sampling) -> dict:
     from omegaconf import OmegaConf
 
     from rlhf_lab.config.store import typed_config
@@ -81,10 +114,10 @@ def _evaluate_run(run_dir: Path, overrides: list[str]) -> dict:
     resolved["distributed"] = {"backend": "single"}  # one process scores the held-out rows
     cfg = typed_config(resolved)
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([o for o in overrides if "=" in o]))
-    return _score(cfg, {"algorithm": saved.settings["algorithm.name"]}, saved, f"{run_dir}")
+    return _score(cfg, {"algorithm": saved.settings["algorithm.name"]}, saved, f"{run_dir}", sampling)
 
 
-def _evaluate_model(model: str, path: Path, overrides: list[str]) -> dict:
+def _evaluate_model(model: str, path: Path, overrides: list[str], sampling) -> dict:
     from rlhf_lab.cli.preflight import compose
     from rlhf_lab.config.presets import model_preset_path
 
@@ -101,10 +134,10 @@ def _evaluate_model(model: str, path: Path, overrides: list[str]) -> dict:
             )
         chosen = ["model=custom", f"model.name_or_path={model}"]
     cfg, _, choices = compose([*chosen, *overrides, "logger=none", "distributed=single"])
-    return _score(cfg, choices, adapter, model)
+    return _score(cfg, choices, adapter, model, sampling)
 
 
-def _score(cfg, choices: dict, trained, what: str) -> dict:
+def _score(cfg, choices: dict, trained, what: str, sampling=None) -> dict:
     """Build the run (never trained: its directory is a temporary one), its trainer and evaluator; score the model it
     loads, then (a run or an adapter) the trained weights."""
     from rlhf_lab.algorithms.registry import get_spec
@@ -121,6 +154,10 @@ def _score(cfg, choices: dict, trained, what: str) -> dict:
             raise ConfigError("algorithm", f"{spec.name} has no held-out evaluation")
         splits = load_splits(run.dataset, spec.data_format, run.train.seed, images=spec.images)
         run.algorithm.check_data(splits.train + splits.val)
+        if sampling is not None and (not len(splits.val) or "solution" not in splits.val[0]):
+            raise ConfigError(
+                "pass_k", "needs held-out rows with a solution column (e.g. dataset=gsm8k, dataset=arith_math)"
+            )
         if not len(splits.val):
             raise ConfigError(
                 "dataset.val_path", "the data has no held-out rows to score; give dataset.val_path=... (or split_ratio)"
@@ -141,7 +178,29 @@ def _score(cfg, choices: dict, trained, what: str) -> dict:
             _load_trained(trainer, run, trained)
             result.update(eval_before=first, eval_after=evaluation.evaluate(trainer.model))
         result["eval_seconds"] = round(time.time() - started, 2)
+        if sampling is not None:
+            started = time.time()
+            result["pass_k"] = _pass_k(
+                trainer, inputs, splits.val, sampling, run.train.per_device_eval_batch_size, what
+            )
+            result["pass_k"]["seconds"] = round(time.time() - started, 2)
         return result
+
+
+def _pass_k(trainer, inputs, rows, sampling, batch_size: int, what: str) -> dict:
+    """pass@k of the model evaluated last (a run: its trained weights)."""
+    from rlhf_lab.inference.load import Loaded
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    policy = getattr(model, "policy", model)  # PPO: the policy beside its value model
+    tokenizer = inputs.tokenizer
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # generation continues each row from its end
+    try:
+        loaded = Loaded(policy.eval(), inputs.processor or tokenizer, inputs.processor is not None, what)
+        k, options = sampling
+        return pass_at_k(loaded, rows, k, options, batch_size)
+    finally:
+        tokenizer.padding_side = side
 
 
 def _load_trained(trainer, run, trained) -> None:
@@ -184,12 +243,46 @@ def _print_table(result: dict) -> None:
     from rich.table import Table
 
     columns = ["eval_before", "eval_after"] if "eval_after" in result else ["eval"]
+    shown = {c: dict(result[c]) for c in columns}
+    if "pass_k" in result:  # computed on the last model scored
+        shown[columns[-1]].update({k: v for k, v in result["pass_k"].items() if "pass@" in k})
     name = Path(str(result["model"]).rstrip("/")).name
     table = Table(title=f"{name}: {result['algorithm']} held-out evaluation ({result['val_rows']} rows)")
     table.add_column("metric")
     for c in columns:
         table.add_column({"eval_before": "before", "eval_after": "after", "eval": "value"}[c], justify="right")
-    for key in result[columns[0]]:
-        values = [result[c].get(key) for c in columns]
-        table.add_row(key, *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values))
+    for key in dict.fromkeys(k for c in columns for k in shown[c]):
+        values = [shown[c].get(key) for c in columns]
+        table.add_row(key, *(f"{v:.4f}" if isinstance(v, float) else "-" if v is None else str(v) for v in values))
     Console().print(table)
+
+
+def pass_at_k(loaded, rows, k: int, sampling, batch_size: int) -> dict:
+    """k sampled answers per held-out prompt, each checked against the row's `solution` by the accuracy reward's
+    comparison: pass@k (a prompt counts when any of its k answers is right) and the mean accuracy of one sample."""
+    import dataclasses
+
+    from rlhf_lab.inference.infer import generate
+    from rlhf_lab.rewards.builtin import is_correct
+
+    solved, right, scored = [False] * len(rows), 0, 0
+    for round_ in range(k):
+        options = dataclasses.replace(sampling, seed=sampling.seed + round_)
+        for start in range(0, len(rows), batch_size):
+            batch = [rows[i] for i in range(start, min(start + batch_size, len(rows)))]
+            answers = generate(loaded, [r["prompt"] for r in batch], batch, options)
+            for i, (row, answer) in enumerate(zip(batch, answers), start):
+                correct = is_correct(answer, row["solution"])
+                if correct is None:  # the solution does not parse: the row is not scored
+                    continue
+                scored += 1
+                right += bool(correct)
+                solved[i] = solved[i] or bool(correct)
+    prompts = scored // k if k else 0
+    return {
+        "k": k,
+        "prompts": prompts,
+        f"pass@{k}": sum(solved) / prompts if prompts else None,
+        "pass@1_sampled": right / scored if scored else None,
+        "temperature": sampling.temperature,
+    }

@@ -57,8 +57,9 @@ def _with_system(prompt: list[dict], system: str | None) -> list[dict]:
     return [{"role": "system", "content": system}, *prompt]
 
 
-def generate(loaded, prompts: list[list[dict]], rows: list[dict], cfg: InferConfig) -> list[str]:
-    """One batch of answers; rows carry the prompts' images (vision-language models)."""
+def generate(loaded, prompts: list[list[dict]], rows: list[dict], cfg) -> list[str]:
+    """One batch of answers; rows carry the prompts' images (vision-language models). cfg: the sampling settings
+    (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed), as InferConfig and Sampling have them."""
     import torch
 
     model, processing, tokenizer = loaded.model, loaded.processing, loaded.tokenizer
