@@ -12,24 +12,6 @@ CONF_DIR = str(ROOT / "conf")
 TINY = ["debug=smoke"]
 
 
-WHOLE_PROCESS_MARKS = ("slow", "distributed", "resume")
-
-
-def pytest_collection_modifyitems(config, items):
-    # A parallel session hands out whole files in this order (--no-loadscope-reorder): the files of tests that run
-    # whole processes (minutes of them) first, then the files with the most tests, so that no long file starts last
-    # and leaves the other workers idle at the end.
-    by_file: dict[str, list] = {}
-    for item in items:
-        by_file.setdefault(item.nodeid.split("::")[0], []).append(item)
-
-    def cost(tests):
-        heavy = sum(any(t.get_closest_marker(m) for m in WHOLE_PROCESS_MARKS) for t in tests)
-        return (-heavy, -len(tests))
-
-    items[:] = [item for tests in sorted(by_file.values(), key=cost) for item in tests]
-
-
 def pytest_configure(config):
     # A worker of a parallel session (pytest-xdist, -n N) shares the cores with the other workers: one thread
     # each, set before torch is imported (and inherited by the processes a test starts), since threads that
