@@ -25,6 +25,15 @@ def runs(tmp_path_factory, tiny_model_dir, train):
             "algorithm.max_completion_length=8",
         ],
         "vl": ["model=tiny_vl", "dataset=shapes"],
+        "kto": ["algorithm=kto"],
+        "grpo": [
+            "algorithm=grpo",
+            "dataset=arith_math",
+            "algorithm.num_generations=2",
+            "algorithm.reward_funcs=[accuracy]",
+            "algorithm.max_completion_length=8",
+        ],
+        "gkd": ["algorithm=gkd", "dataset=arith_chat", "algorithm.teacher_model=tiny", "algorithm.lmbda=0"],
     }
     done = {}
     for name, extra in cases.items():
@@ -72,6 +81,20 @@ def test_a_lora_run_exports_a_merged_model_with_the_adapter_models_logits(runs):
         tokenizer.chat_template
         and tokenizer.chat_template == AutoTokenizer.from_pretrained(run / "adapter").chat_template
     )
+
+
+@pytest.mark.parametrize("name", ["kto", "grpo", "gkd"])
+def test_every_family_with_a_causal_lm_exports_its_merged_policy(runs, tmp_path, name):
+    from transformers import AutoModelForCausalLM
+
+    run = runs[name]
+    out = tmp_path / name
+    assert run_cli(["export", f"run={run}", f"out={out}"], cwd=tmp_path).returncode == 0
+    exported = AutoModelForCausalLM.from_pretrained(out).eval()
+    adapted = _peft(AutoModelForCausalLM, _base_path(run / "adapter"), run / "adapter")
+    ids = _ids(exported.config.vocab_size)
+    with torch.no_grad():
+        assert (exported(ids).logits - adapted(ids).logits).abs().max().item() < 1e-4
 
 
 def test_an_existing_export_is_kept_unless_overwrite_is_set(runs, tmp_path):
