@@ -57,7 +57,12 @@ RECIPES = {
         "train.max_steps=20",
         "train.learning_rate=2e-4",
     ],
-    "kto_demo": ["algorithm=kto", "dataset=arith_kto", "algorithm.desirable_weight=1.33"],
+    "kto_demo": [
+        "algorithm=kto",
+        "algorithm.beta=0.3",
+        "train.num_train_epochs=2",
+        "train.learning_rate=2e-4",
+    ],
     "cpo_demo": ["algorithm=cpo", "algorithm.cpo_alpha=0.5"],
     "simpo_demo": ["algorithm=simpo", "algorithm.simpo_gamma=0.5"],
     "orpo_demo": ["algorithm=orpo", "algorithm.beta=0.2"],
