@@ -37,16 +37,17 @@ class AlgorithmSpec:
     truncation: str = "right"
 
     def load_schema(self) -> type:
-        return _load(self.schema)
+        return load_target(self.schema)
 
     def load_builder(self):
-        return _load(self.builder)
+        return load_target(self.builder)
 
     def load_evaluation(self):
-        return None if self.evaluation is None else _load(self.evaluation)
+        return None if self.evaluation is None else load_target(self.evaluation)
 
 
-def _load(target: str):
+def load_target(target: str):
+    """The object a "module:attribute" string names, imported now."""
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 

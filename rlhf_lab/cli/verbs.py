@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rlhf_lab.algorithms.registry import load_target
 from rlhf_lab.config.fields import field_help
 from rlhf_lab.errors import ConfigError
 
@@ -39,14 +39,9 @@ VERBS = {
 }
 
 
-def _load(target: str):
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def parse(verb: str, args: list[str]):
     """The verb's options from key=value arguments."""
-    schema = _load(VERBS[verb][0])
+    schema = load_target(VERBS[verb][0])
     fields = {f.name: f for f in dataclasses.fields(schema)}
     values = {}
     for arg in args:
@@ -73,7 +68,7 @@ def parse(verb: str, args: list[str]):
 
 def usage(verb: str) -> str:
     schema_path, _, what = VERBS[verb]
-    schema = _load(schema_path)
+    schema = load_target(schema_path)
     lines = [f"python -m rlhf_lab {verb} key=value ...: {what}", ""]
     for f in dataclasses.fields(schema):
         default = "(required)" if f.default is MISSING else repr(f.default)
@@ -84,13 +79,13 @@ def usage(verb: str) -> str:
 def run(verb: str, args: list[str]) -> int:
     schema, target, _ = VERBS[verb]
     if schema is None:  # the verb reads its own arguments
-        print(_load(target)(args))
+        print(load_target(target)(args))
         return 0
     if "--help" in args or "-h" in args:
         print(usage(verb))
         return 0
     options = parse(verb, args)
-    result = _load(VERBS[verb][1])(options)
+    result = load_target(VERBS[verb][1])(options)
     if result is not None:
         print(result)
     return 0

@@ -120,6 +120,7 @@ def _evaluate_run(run_dir: Path, overrides: list[str], sampling) -> dict:
 def _evaluate_model(model: str, path: Path, overrides: list[str], sampling) -> dict:
     from rlhf_lab.cli.preflight import compose
     from rlhf_lab.config.presets import model_preset_path
+    from rlhf_lab.inference.load import check_not_missing
 
     adapter = None
     if model_preset_path(model):
@@ -128,10 +129,8 @@ def _evaluate_model(model: str, path: Path, overrides: list[str], sampling) -> d
         if (path / "adapter_config.json").exists():
             adapter = path
             model = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
-        elif "/" in model and not path.exists() and (model.startswith((".", "/", "~")) or path.parent.exists()):
-            raise ConfigError(
-                "model", f"{model} does not exist; give a run directory, a checkpoint, a preset or a hub id"
-            )
+        else:
+            check_not_missing(model)
         chosen = ["model=custom", f"model.name_or_path={model}"]
     cfg, _, choices = compose([*chosen, *overrides, "logger=none", "distributed=single"])
     return _score(cfg, choices, adapter, model, sampling)
@@ -191,8 +190,7 @@ def _pass_k(trainer, inputs, rows, sampling, batch_size: int, what: str) -> dict
     """pass@k of the model evaluated last (a run: its trained weights)."""
     from rlhf_lab.inference.load import Loaded
 
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    policy = getattr(model, "policy", model)  # PPO: the policy beside its value model
+    _, policy = _policy(trainer)
     tokenizer = inputs.tokenizer
     side, tokenizer.padding_side = tokenizer.padding_side, "left"  # generation continues each row from its end
     try:
@@ -211,8 +209,7 @@ def _load_trained(trainer, run, trained) -> None:
     from rlhf_lab.models.load import load_causal_lm
 
     adapter = trained if isinstance(trained, Path) else (trained.saved if trained.is_adapter else None)
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    policy = getattr(model, "policy", model)  # PPO: the policy beside its value model
+    model, policy = _policy(trainer)
     if adapter is not None:
         if not isinstance(policy, PeftModel):
             raise ConfigError("tuner", "the trained weights are a LoRA adapter; evaluate them with tuner=lora")
@@ -225,6 +222,12 @@ def _load_trained(trainer, run, trained) -> None:
         trainer.model_wrapped = loaded
     else:
         model.policy = loaded
+
+
+def _policy(trainer):
+    """(the trainer's unwrapped model, the policy in it): PPO keeps its policy beside its value model."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    return model, getattr(model, "policy", model)
 
 
 def _unflatten(settings: dict) -> dict:

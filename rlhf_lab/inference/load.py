@@ -34,10 +34,16 @@ def load_for_generation(name: str, key: str = "model") -> Loaded:
     if path.is_dir() and (path / "adapter_config.json").exists():
         base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
         return _load(ModelConfig(name_or_path=base), adapter=path, where=f"adapter {path} on {base}")
-    if not path.exists() and "/" in name and (name.startswith((".", "/", "~")) or path.parent.exists()):
-        raise ConfigError(key, f"{name} does not exist; give a run directory, a checkpoint, a preset or a hub id")
+    check_not_missing(name, key)
     source = model_preset_path(name) or name
     return _load(ModelConfig(name_or_path=source), adapter=None, where=source)
+
+
+def check_not_missing(name: str, key: str = "model") -> None:
+    """A name that looks like a local path (not a hub id) but names nothing: one line before anything loads."""
+    path = Path(name).expanduser()
+    if not path.exists() and "/" in name and (name.startswith((".", "/", "~")) or path.parent.exists()):
+        raise ConfigError(key, f"{name} does not exist; give a run directory, a checkpoint, a preset or a hub id")
 
 
 def _from_run(run_dir: Path, key: str) -> Loaded:
