@@ -2,7 +2,9 @@
 - arith_pairs: arithmetic questions with a correct chosen and a plausibly wrong rejected answer (DPO & co.);
 - arith_kto: the same as labelled single answers (KTO);
 - arith_math: one-step word problems as query-only rows with a `solution` column (GRPO);
-- arith_chat: the same word problems with a worked answer (SFT rows, for GKD).
+- arith_chat: the same word problems with a worked answer (SFT rows, for GKD);
+- word_pairs: word problems of the same kind, the worked answer chosen and one of three mistakes rejected
+  (reward models: pairs whose difference a 135M model can learn, unlike arith_pairs' carry errors).
 
     python scripts/make_demo_data.py            # rewrites rlhf_lab/demo_data/
 """
@@ -111,6 +113,38 @@ def word_rows(rng: random.Random, n: int, seen: set[str], with_answer: bool) -> 
     return rows
 
 
+def story_parts(question: str) -> tuple[str, str, int, int, str]:
+    """(name, things, a, b, op) of a word_problem() question."""
+    words = question.split()
+    name, a, things = words[0], int(words[2]), words[3]
+    b = int(next(w for w in words[5:] if w.isdigit()))
+    return name, things, a, b, "+" if "more." in question else "-"
+
+
+def mistake(kind: int, rng: random.Random, question: str) -> str:
+    """A wrong answer to a word problem, of one of three kinds (the mistakes SmolLM2-135M makes on them):
+    0, the other operation worked out right; 1, the right operation with a slip of 1 or 2 in the result;
+    2, a wrong count with no working."""
+    name, things, a, b, op = story_parts(question)
+    right = a + b if op == "+" else a - b
+    if kind == 0:
+        other = "-" if op == "+" else "+"
+        x, y = (a, b) if a >= b or other == "+" else (b, a)
+        return f"{name} has {x} {other} {y} = {x + y if other == '+' else x - y} {things}."
+    slip = rng.choice((-2, -1, 1, 2)) if right > 2 else rng.choice((1, 2))
+    if kind == 1:
+        return f"{name} has {a} {op} {b} = {right + slip} {things}."
+    return f"{name} has {right + slip} {things}."
+
+
+def word_pairs(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
+    """Word problems with the worked answer chosen and a mistake rejected, the three kinds in turn."""
+    rows = word_rows(rng, n, seen, with_answer=True)
+    for i, row in enumerate(rows):
+        row["rejected_response"] = mistake(i % 3, rng, row["messages"][1]["content"])
+    return rows
+
+
 def write(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -141,6 +175,16 @@ def main() -> None:
         write(word_train, OUT / name / "train.jsonl")
         write(word_val, OUT / name / "val.jsonl")
         print(f"wrote {len(word_train)} train and {len(word_val)} held-out rows to {OUT / name}")
+        if name == "arith_math":  # no question that GRPO and PPO are evaluated on trains a reward model
+            math_val = {row["messages"][1]["content"] for row in word_val}
+
+    pairs_rng = random.Random(SEED + 4)
+    pairs_seen = set(math_val)
+    pairs_val = word_pairs(pairs_rng, 96, pairs_seen)
+    pairs_train = word_pairs(pairs_rng, 512, pairs_seen)
+    write(pairs_train, OUT / "word_pairs" / "train.jsonl")
+    write(pairs_val, OUT / "word_pairs" / "val.jsonl")
+    print(f"wrote {len(pairs_train)} train and {len(pairs_val)} held-out pairs to {OUT / 'word_pairs'}")
 
 
 if __name__ == "__main__":
