@@ -165,6 +165,38 @@ def test_bundled_demo_data_is_valid_and_disjoint():
         assert r["chosen"][0]["content"].endswith(f"= {r['solution']}.")
 
 
+def test_bundled_reward_pairs_are_wrong_in_three_ways_and_never_show_a_held_out_problem():
+    import re
+
+    from rlhf_lab.paths import resolve_data_path
+
+    def rows(name, split, fmt):
+        return load_file(resolve_data_path(f"pkg://rlhf_lab/demo_data/{name}/{split}.jsonl"), fmt, False, [])
+
+    train, val = rows("word_pairs", "train", "pairs"), rows("word_pairs", "val", "pairs")
+    questions = lambda rs: {r["prompt"][-1]["content"] for r in rs}  # noqa: E731
+    assert len(train) == 512 and len(val) == 96
+    assert questions(train).isdisjoint(questions(val))
+    # PPO and GRPO are scored on arith_math's held-out problems: no reward model trains on them.
+    held_out = questions(rows("arith_math", "val", "prompts"))
+    assert questions(train).isdisjoint(held_out) and questions(val).isdisjoint(held_out)
+    kinds = {"other operation": 0, "slip": 0, "no working": 0}
+    for r in train + val:
+        chosen, rejected = r["chosen"][0]["content"], r["rejected"][0]["content"]
+        a, op, b, result = re.search(r"(\d+) ([+-]) (\d+) = (\d+)", chosen).groups()
+        assert int(result) == (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(r["solution"])
+        worked = re.search(r"(\d+) ([+-]) (\d+) = (\d+)", rejected)
+        if worked is None:
+            kinds["no working"] += 1
+            assert int(re.search(r"\d+", rejected).group()) != int(result)
+        elif worked.group(2) != op:
+            kinds["other operation"] += 1
+        else:
+            kinds["slip"] += 1
+            assert worked.groups()[:3] == (a, op, b) and 1 <= abs(int(worked.group(4)) - int(result)) <= 2
+    assert min(kinds.values()) >= len(train + val) // 3
+
+
 def test_data_error_stops_the_cli_before_the_model_loads(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [GOOD, bad(rejected_response=None)])
     proc = run_cli(["model=qwen3_8b", f"dataset.path={path}", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
