@@ -129,7 +129,7 @@ def test_dapo_demo_key_settings():
 def test_rm_demo_writes_where_ppo_demo_reads():
     rm = compose(["experiment=rm_demo"], with_hydra=True)
     assert rm.hydra.run.dir == "outputs/rm_demo"
-    assert (rm.algorithm.name, rm.train.num_train_epochs, rm.train.learning_rate) == ("rm", 6, 1e-3)
+    assert (rm.algorithm.name, rm.train.num_train_epochs, rm.train.learning_rate) == ("rm", 1, 1e-3)
     assert compose(["experiment=ppo_demo"]).algorithm.reward_model == f"{rm.hydra.run.dir}/model"
 
 
