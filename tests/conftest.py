@@ -110,6 +110,31 @@ def build_trainer(compose, tmp_path, overrides, bf16=False):
     return build(run, load_inputs(run, splits, bf16))
 
 
+# One GRPO step on the tiny model: 4 prompts, 2 answers each, 8 tokens per answer.
+GRPO_TINY = [
+    *TINY,
+    "algorithm=grpo",
+    "dataset=arith_math",
+    "train.per_device_train_batch_size=4",
+    "algorithm.num_generations=2",
+    "algorithm.max_completion_length=8",
+    "train.max_steps=1",
+    "train.logging_steps=1",
+]
+
+
+def move_off_reference(model) -> None:
+    """Move every trained weight (LoRA B starts at zero, i.e. at the reference), so that losses comparing policy
+    and reference, and their gradients, depend on the policy's log-probs."""
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=gen) * (0.5 if "lora_B" in name else 0.02))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir():
     from rlhf_lab.models.tiny import ensure_tiny_llama

@@ -5,7 +5,7 @@ from unittest.mock import patch
 
 import pytest
 import torch
-from conftest import TINY, build_trainer
+from conftest import GRPO_TINY, TINY, build_trainer, move_off_reference
 
 from rlhf_lab.algorithms.grpo.trainer import LabGRPOTrainer
 from rlhf_lab.patches.scored_positions import score_every_position, score_only_labelled_positions
@@ -90,11 +90,7 @@ def first_step(compose, tmp_path, overrides, plain=False, bf16=False):
         overrides.append("algorithm.share_prompt=false")
     trainer = build_trainer(compose, tmp_path, overrides, bf16=bf16)
     batch = next(iter(trainer.get_train_dataloader()))
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in trainer.model.named_parameters():
-            if p.requires_grad:  # LoRA B starts at zero, i.e. at the reference: move every trained weight
-                p.add_(torch.randn(p.shape, generator=gen) * (0.5 if "lora_B" in name else 0.02))
+    move_off_reference(trainer.model)
     trainer.model.train()
     # Trainer gets bf16 autocast from accelerate, which wraps the forward only when training starts.
     with trl_layout() if plain else nullcontext(), trainer.accelerator.autocast():
@@ -154,11 +150,7 @@ def kto_first_step(compose, tmp_path, plain: bool):
         compose, tmp_path, [*TINY, "algorithm=kto", "dataset=arith_kto", "train.per_device_train_batch_size=4"]
     )
     batch = next(iter(trainer.get_train_dataloader()))
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in trainer.model.named_parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=gen) * (0.5 if "lora_B" in name else 0.02))
+    move_off_reference(trainer.model)
     trainer.model.train()
     import trl.trainer.utils as trl_utils
 
@@ -193,17 +185,6 @@ def test_kto_scoring_only_answers_learns_what_every_position_learns(compose, tmp
 
 
 # ---- GRPO: samples from the policy without dropout, scores only the answer positions ----
-
-GRPO_TINY = [
-    *TINY,
-    "algorithm=grpo",
-    "dataset=arith_math",
-    "train.per_device_train_batch_size=4",
-    "algorithm.num_generations=2",
-    "algorithm.max_completion_length=8",
-    "train.max_steps=1",
-    "train.logging_steps=1",
-]
 
 
 def grpo_first_step(compose, tmp_path, overrides, plain: bool):

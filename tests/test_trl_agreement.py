@@ -9,14 +9,14 @@ that rlhf_lab exposes and TRL has.
 
 from __future__ import annotations
 
-import importlib
 from contextlib import contextmanager
 from unittest.mock import patch
 
 import pytest
 import torch
-from conftest import TINY, build_trainer
+from conftest import GRPO_TINY, TINY, build_trainer, move_off_reference
 
+from rlhf_lab.algorithms.registry import load_target as target
 from rlhf_lab.patches import shared_prompt
 from rlhf_lab.patches.scored_positions import score_every_position
 
@@ -101,11 +101,6 @@ PREFERENCE = {
 }
 # The algorithms whose rlhf_lab trainer has speed-ups over TRL's (both use TRL's fused LM head; DPO also packs pairs).
 FUSED_HEAD = ("dpo", "kto")
-
-
-def target(name: str):
-    module, _, attr = name.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def training_rows(compose, tmp_path, overrides):
@@ -257,14 +252,8 @@ def test_same_losses_as_plain_trl_at_every_step(compose, tmp_path, tiny_model_di
 
 # ---- GRPO: the same generated batch, the same loss ----
 
-GRPO_TINY = [
-    *TINY,
-    "algorithm=grpo",
-    "dataset=arith_math",
-    "train.per_device_train_batch_size=4",
-    "algorithm.num_generations=2",
-    "algorithm.max_completion_length=8",
-    "train.max_steps=1",
+AGREEMENT_GRPO = [
+    *GRPO_TINY,
     "train.save_steps=0",
     "tuner.dropout=0",
     # Answers of other lengths get other rewards, so the advantages are not all zero.
@@ -324,7 +313,7 @@ def test_grpo_same_loss_as_plain_trl_on_the_same_completions(compose, tmp_path, 
     from trl import GRPOConfig, GRPOTrainer
 
     try:
-        lab = build_trainer(compose, tmp_path / "lab", [*GRPO_TINY, f"algorithm.loss_type={loss_type}"])
+        lab = build_trainer(compose, tmp_path / "lab", [*AGREEMENT_GRPO, f"algorithm.loss_type={loss_type}"])
         plain = GRPOTrainer(
             model=plain_model(tiny_model_dir, "causal_lm"),
             reward_funcs=[Scaled()],
@@ -334,13 +323,7 @@ def test_grpo_same_loss_as_plain_trl_on_the_same_completions(compose, tmp_path, 
             peft_config=plain_lora(lab.model),
         )
         assert_same_settings(lab.args, plain.args)
-        # LoRA B starts at zero, i.e. at the reference: move every trained weight, so that the KL term and the
-        # gradients depend on the policy's log-probs.
-        gen = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            for name, p in lab.model.named_parameters():
-                if p.requires_grad:
-                    p.add_(torch.randn(p.shape, generator=gen) * (0.5 if "lora_B" in name else 0.02))
+        move_off_reference(lab.model)  # so the KL term and the gradients depend on the policy's log-probs
         assert copy_weights(lab.model, plain.model) > 0
 
         lab.model.train()
