@@ -35,6 +35,10 @@ class AlgorithmSpec:
     images: bool = False
     # dataset.truncation when unset: right (TRL cuts the end), or delete where a cut row cannot train (data/lengths.py).
     truncation: str = "right"
+    # The held-out metric that says whether a run learned (a key of its evaluation's result; the first one present
+    # wins), and which way is better. Read by scripts/learning_report.py.
+    held_out_metric: tuple[str, ...] = ("accuracy",)
+    lower_is_better: bool = False
 
     def load_schema(self) -> type:
         return load_target(self.schema)
@@ -114,6 +118,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         builder="rlhf_lab.algorithms.grpo.build:build",
         evaluation="rlhf_lab.evaluation.online:HeldOutReward",
         images=True,
+        held_out_metric=("reward/accuracy", "reward"),
     ),
     "gkd": AlgorithmSpec(
         "gkd",
@@ -121,6 +126,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         data_format="sft",
         builder="rlhf_lab.algorithms.gkd.build:build",
         evaluation="rlhf_lab.evaluation.distill:TeacherDivergence",
+        held_out_metric=("divergence",),
+        lower_is_better=True,
     ),
     "ppo": AlgorithmSpec(
         "ppo",
@@ -130,6 +137,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         evaluation="rlhf_lab.evaluation.online:HeldOutScore",
         # rlhf_lab's own loop steps the optimizer itself; DeepSpeed and FSDP own that step.
         distributed=("single", "ddp"),
+        # Accuracy against the rows' solution column where they have one, else the reward model's score.
+        held_out_metric=("accuracy", "score"),
     ),
 }
 

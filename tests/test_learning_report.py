@@ -1,0 +1,82 @@
+"""scripts/learning_report.py: its table's figures are the runs' own, a finished run is read again rather than rerun,
+and a row counts as learned only when every seed's change beats the spread across seeds."""
+
+import importlib.util
+import json
+
+import pytest
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def report():
+    spec = importlib.util.spec_from_file_location("learning_report", ROOT / "scripts" / "learning_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(seed, before, after, lower=False):
+    return {
+        "recipe": "x_demo",
+        "seed": seed,
+        "before": before,
+        "after": after,
+        "change": after - before,
+        "lower_is_better": lower,
+    }
+
+
+def test_every_recipe_is_listed_and_ppo_runs_after_the_reward_model(report):
+    names = report.all_recipes()
+    assert len(names) == 12 and "dpo_demo" in names and "gkd_demo" in names
+    assert names.index("ppo_demo") == names.index("rm_demo") + 1
+
+
+def test_noise_is_the_spread_of_the_after_metric_across_seeds(report):
+    row = report.verdict([_run(42, 0.60, 0.70), _run(2, 0.60, 0.66)])
+    assert row["noise"] == pytest.approx(0.04) and row["smallest_gain"] == pytest.approx(0.06)
+    assert row["learned"]
+    # A change smaller than the spread is not evidence.
+    row = report.verdict([_run(42, 0.60, 0.70), _run(2, 0.60, 0.62)])
+    assert row["noise"] == pytest.approx(0.08) and not row["learned"]
+    # Lower is better for a divergence: a fall is the gain.
+    assert report.verdict([_run(42, 2.0, 1.5, lower=True)])["learned"]
+    assert not report.verdict([_run(42, 2.0, 2.5, lower=True)])["learned"]
+    # A failed seed fails the row.
+    failed = {"recipe": "x_demo", "seed": 2, "status": "failed (exit 1)"}
+    assert not report.verdict([_run(42, 0.6, 0.7), failed])["learned"]
+
+
+def test_the_held_out_metric_comes_from_the_registry(report):
+    summary = {"algorithm": "gkd", "eval_before": {"divergence": 0.9}, "eval_after": {"divergence": 0.7}}
+    assert report.held_out(summary) == ("divergence", 0.9, 0.7, True)
+    grpo = {
+        "algorithm": "grpo",
+        "eval_before": {"reward": 1.0, "reward/accuracy": 0.4},
+        "eval_after": {"reward": 1.2, "reward/accuracy": 0.5},
+    }
+    assert report.held_out(grpo) == ("reward/accuracy", 0.4, 0.5, False)
+
+
+def test_a_report_on_the_tiny_model(report, tmp_path, capsys):
+    args = ["dpo_demo", "--set", "debug=smoke", "--out", str(tmp_path)]
+    report.main(args)
+    rows = json.loads((tmp_path / "learning_report.json").read_text())
+    run = rows[0]["runs"][0]
+    summary = json.loads((tmp_path / "runs" / "dpo_demo-seed42" / "summary.json").read_text())
+    assert run["before"] == summary["eval_before"]["accuracy"] and run["after"] == summary["eval_after"]["accuracy"]
+    assert run["seconds_per_step"] == summary["seconds_per_step"] and run["steps"] == 2 and not run["reused"]
+    table = (tmp_path / "learning_report.md").read_text()
+    moved = f"{run['before']:.3f} -> {run['after']:.3f} (seed 42)"
+    assert f"| dpo_demo | dpo | accuracy (higher is better) | {moved}" in table
+    # Again: the finished run is read, not rerun.
+    capsys.readouterr()
+    report.main(args)
+    assert json.loads((tmp_path / "learning_report.json").read_text())[0]["runs"][0]["reused"]
+    assert "$ -m rlhf_lab" not in capsys.readouterr().out
+
+
+def test_an_unknown_recipe_is_one_line_and_exit_2(report, tmp_path, capsys):
+    assert report.main(["dpo_demoo", "--out", str(tmp_path)]) == 2
+    assert "no recipe dpo_demoo" in capsys.readouterr().err
