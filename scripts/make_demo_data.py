@@ -3,7 +3,7 @@
 - arith_kto: the same as labelled single answers (KTO);
 - arith_math: one-step word problems as query-only rows with a `solution` column (GRPO);
 - arith_chat: the same word problems with a worked answer (SFT rows, for GKD);
-- word_pairs: word problems of the same kind, the worked answer chosen and one of three mistakes rejected
+- word_pairs: word problems of the same kind, the worked answer chosen and one of four mistakes rejected
   (reward models: pairs whose difference a 135M model can learn, unlike arith_pairs' carry errors).
 
     python scripts/make_demo_data.py            # rewrites rlhf_lab/demo_data/
@@ -122,9 +122,10 @@ def story_parts(question: str) -> tuple[str, str, int, int, str]:
 
 
 def mistake(kind: int, rng: random.Random, question: str) -> str:
-    """A wrong answer to a word problem, of one of three kinds (the mistakes SmolLM2-135M makes on them):
+    """A wrong answer to a word problem, of one of four kinds (the mistakes SmolLM2-135M makes on them):
     0, the other operation worked out right; 1, the right operation with a slip of 1 or 2 in the result;
-    2, a wrong count with no working."""
+    2, a wrong count with no working; 3, the right working followed by an extra step that changes the count (as
+    the model rambles on after answering), cut off mid-sentence half the time (as a length cap cuts it)."""
     name, things, a, b, op = story_parts(question)
     right = a + b if op == "+" else a - b
     if kind == 0:
@@ -134,14 +135,29 @@ def mistake(kind: int, rng: random.Random, question: str) -> str:
     slip = rng.choice((-2, -1, 1, 2)) if right > 2 else rng.choice((1, 2))
     if kind == 1:
         return f"{name} has {a} {op} {b} = {right + slip} {things}."
-    return f"{name} has {right + slip} {things}."
+    if kind == 2:
+        return f"{name} has {right + slip} {things}."
+    step = rng.choice((a, b, rng.randint(1, 9)))
+    extra = f"{name} has {right} + {step} = {right + step} {things} now."
+    if rng.random() < 0.5:
+        words = extra.split()
+        extra = " ".join(words[: rng.randint(3, len(words) - 1)])
+    return f"{name} has {a} {op} {b} = {right} {things}.{rng.choice((chr(10), ' '))}{extra}"
 
 
 def word_pairs(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
-    """Word problems with the worked answer chosen and a mistake rejected, the three kinds in turn."""
+    """Word problems with the worked answer chosen and a mistake rejected, the four kinds in turn. Against an extra
+    step (kind 3) the chosen answer restates its result on the same line break, so the two differ only in whether
+    the second line keeps the count."""
     rows = word_rows(rng, n, seen, with_answer=True)
     for i, row in enumerate(rows):
-        row["rejected_response"] = mistake(i % 3, rng, row["messages"][1]["content"])
+        question = row["messages"][1]["content"]
+        row["rejected_response"] = mistake(i % 4, rng, question)
+        if i % 4 == 3:
+            rejected = row["rejected_response"]
+            worked = row["messages"][2]["content"]
+            separator = rejected[len(worked)]
+            row["messages"][2]["content"] = f"{worked}{separator}The answer is {row['solution']}."
     return rows
 
 

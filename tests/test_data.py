@@ -165,7 +165,7 @@ def test_bundled_demo_data_is_valid_and_disjoint():
         assert r["chosen"][0]["content"].endswith(f"= {r['solution']}.")
 
 
-def test_bundled_reward_pairs_are_wrong_in_three_ways_and_never_show_a_held_out_problem():
+def test_bundled_reward_pairs_are_wrong_in_four_ways_and_never_show_a_held_out_problem():
     import re
 
     from rlhf_lab.paths import resolve_data_path
@@ -180,7 +180,7 @@ def test_bundled_reward_pairs_are_wrong_in_three_ways_and_never_show_a_held_out_
     # PPO and GRPO are scored on arith_math's held-out problems: no reward model trains on them.
     held_out = questions(rows("arith_math", "val", "prompts"))
     assert questions(train).isdisjoint(held_out) and questions(val).isdisjoint(held_out)
-    kinds = {"other operation": 0, "slip": 0, "no working": 0}
+    kinds = {"other operation": 0, "slip": 0, "no working": 0, "extra step": 0}
     for r in train + val:
         chosen, rejected = r["chosen"][0]["content"], r["rejected"][0]["content"]
         a, op, b, result = re.search(r"(\d+) ([+-]) (\d+) = (\d+)", chosen).groups()
@@ -191,10 +191,19 @@ def test_bundled_reward_pairs_are_wrong_in_three_ways_and_never_show_a_held_out_
             assert int(re.search(r"\d+", rejected).group()) != int(result)
         elif worked.group(2) != op:
             kinds["other operation"] += 1
-        else:
+        elif worked.group(4) != result:
             kinds["slip"] += 1
             assert worked.groups()[:3] == (a, op, b) and 1 <= abs(int(worked.group(4)) - int(result)) <= 2
-    assert min(kinds.values()) >= len(train + val) // 3
+        else:
+            # The right working, then a second line that restates the result (chosen) or adds to it (rejected).
+            kinds["extra step"] += 1
+            line = chosen[: chosen.index(".") + 1]
+            assert chosen[len(line) + 1 :] == f"The answer is {result}." and rejected.startswith(line)
+            extra = rejected[len(line) + 1 :]
+            assert re.fullmatch(r"\w+ has \d+ \+ \d+ = \d+ \w+ now\.", extra) or len(extra.split()) < 10
+            changed = re.search(r"= (\d+)", extra)
+            assert changed is None or int(changed.group(1)) > int(result)
+    assert min(kinds.values()) >= len(train + val) // 4
 
 
 def test_data_error_stops_the_cli_before_the_model_loads(tmp_path):
