@@ -20,21 +20,21 @@ GRPO_CPU = [
     "algorithm.temperature=0.5",
     "train.per_device_train_batch_size=8",
     "train.gradient_accumulation_steps=1",
-    "train.learning_rate=2e-4",
+    "train.learning_rate=5e-4",
 ]
 # Each experiment is the command it replaced in the README (hydra.run.dir aside: see the rm_demo test).
 RECIPES = {
     "dpo_demo": [],
-    "grpo_demo": ["algorithm=grpo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=40"],
+    "grpo_demo": ["algorithm=grpo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=24"],
     "dapo_demo": [
         "algorithm=dapo",
         "dataset=arith_math",
         *GRPO_CPU,
         "algorithm.soft_cache_length=10",
-        "train.max_steps=20",
+        "train.max_steps=24",
     ],
-    "sapo_demo": ["algorithm=sapo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=20"],
-    "cispo_demo": ["algorithm=cispo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=20"],
+    "sapo_demo": ["algorithm=sapo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=24"],
+    "cispo_demo": ["algorithm=cispo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=24"],
     "gkd_demo": [
         "algorithm=gkd",
         "algorithm.teacher_model=smollm2_135m",
@@ -45,7 +45,7 @@ RECIPES = {
         "train.learning_rate=5e-5",
         "train.max_steps=30",
     ],
-    "rm_demo": ["algorithm=rm", "dataset=word_pairs", "train.num_train_epochs=1", "train.learning_rate=1e-3"],
+    "rm_demo": ["algorithm=rm", "dataset=word_pairs", "train.num_train_epochs=2", "train.learning_rate=1e-3"],
     "ppo_demo": [
         "algorithm=ppo",
         "algorithm.reward_model=outputs/rm_demo/model",
@@ -118,18 +118,18 @@ def test_grpo_demo_key_settings():
     cfg = compose(["experiment=grpo_demo"])
     assert (cfg.algorithm.name, cfg.algorithm.num_generations, cfg.algorithm.max_completion_length) == ("grpo", 4, 40)
     assert cfg.dataset.path.endswith("/arith_math")
-    assert (cfg.train.max_steps, cfg.train.learning_rate, cfg.train.per_device_train_batch_size) == (40, 2e-4, 8)
+    assert (cfg.train.max_steps, cfg.train.learning_rate, cfg.train.per_device_train_batch_size) == (24, 5e-4, 8)
 
 
 def test_dapo_demo_key_settings():
     cfg = compose(["experiment=dapo_demo"])
-    assert (cfg.algorithm.loss_type, cfg.algorithm.soft_cache_length, cfg.train.max_steps) == ("dapo", 10, 20)
+    assert (cfg.algorithm.loss_type, cfg.algorithm.soft_cache_length, cfg.train.max_steps) == ("dapo", 10, 24)
 
 
 def test_rm_demo_writes_where_ppo_demo_reads():
     rm = compose(["experiment=rm_demo"], with_hydra=True)
     assert rm.hydra.run.dir == "outputs/rm_demo"
-    assert (rm.algorithm.name, rm.train.num_train_epochs, rm.train.learning_rate) == ("rm", 1, 1e-3)
+    assert (rm.algorithm.name, rm.train.num_train_epochs, rm.train.learning_rate) == ("rm", 2, 1e-3)
     assert compose(["experiment=ppo_demo"]).algorithm.reward_model == f"{rm.hydra.run.dir}/model"
 
 
@@ -167,7 +167,8 @@ def test_the_command_line_beats_the_experiment():
     cfg = compose(["experiment=grpo_demo", "algorithm=sapo", "model=tiny"])
     assert (cfg.algorithm.loss_type, cfg.algorithm.num_generations) == ("sapo", 4)
     assert cfg.model.name_or_path == "builtin:tiny-llama"
-    assert cfg.train.learning_rate == 2e-4  # the experiment's value, over the model preset's
+    # The experiment's value wins over the model preset's (tiny: 5e-4).
+    assert compose(["experiment=ppo_demo", "model=tiny"]).train.learning_rate == 2e-4
     assert (
         compose(["experiment=rm_demo", "hydra.run.dir=outputs/mine"], with_hydra=True).hydra.run.dir == "outputs/mine"
     )
