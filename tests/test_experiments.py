@@ -45,7 +45,7 @@ RECIPES = {
         "train.learning_rate=5e-5",
         "train.max_steps=30",
     ],
-    "rm_demo": ["algorithm=rm", "dataset=word_pairs", "train.num_train_epochs=2", "train.learning_rate=1e-3"],
+    "rm_demo": ["algorithm=rm", "dataset=word_pairs", "train.num_train_epochs=1", "train.learning_rate=1e-3"],
     "ppo_demo": [
         "algorithm=ppo",
         "algorithm.reward_model=outputs/rm_demo/model",
@@ -129,7 +129,7 @@ def test_dapo_demo_key_settings():
 def test_rm_demo_writes_where_ppo_demo_reads():
     rm = compose(["experiment=rm_demo"], with_hydra=True)
     assert rm.hydra.run.dir == "outputs/rm_demo"
-    assert (rm.algorithm.name, rm.train.num_train_epochs, rm.train.learning_rate) == ("rm", 2, 1e-3)
+    assert (rm.algorithm.name, rm.train.num_train_epochs, rm.train.learning_rate) == ("rm", 1, 1e-3)
     assert compose(["experiment=ppo_demo"]).algorithm.reward_model == f"{rm.hydra.run.dir}/model"
 
 
