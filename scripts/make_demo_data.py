@@ -145,19 +145,28 @@ def mistake(kind: int, rng: random.Random, question: str) -> str:
     return f"{name} has {a} {op} {b} = {right} {things}.{rng.choice((chr(10), ' '))}{extra}"
 
 
+def restated(answer: str, separator: str) -> str:
+    """The answer with a line that restates its own last number ("The answer is 7.")."""
+    number = [w for w in answer.replace(".", " ").split() if w.lstrip("-").isdigit()][-1]
+    return f"{answer}{separator}The answer is {number}."
+
+
 def word_pairs(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
-    """Word problems with the worked answer chosen and a mistake rejected, the four kinds in turn. Against an extra
-    step (kind 3) the chosen answer restates its result on the same line break, so the two differ only in whether
-    the second line keeps the count."""
+    """Word problems with the worked answer chosen and a mistake rejected, the four kinds in turn. Half the pairs of
+    the first three kinds restate their results in a last line, on both sides alike, so that a restatement says nothing by itself (a
+    reward model that learned it would be paid for "The answer is 3." after any count). Against an extra step
+    (kind 3), the chosen answer ends after its working."""
     rows = word_rows(rng, n, seen, with_answer=True)
     for i, row in enumerate(rows):
-        question = row["messages"][1]["content"]
-        row["rejected_response"] = mistake(i % 4, rng, question)
-        if i % 4 == 3:
-            rejected = row["rejected_response"]
-            worked = row["messages"][2]["content"]
-            separator = rejected[len(worked)]
-            row["messages"][2]["content"] = f"{worked}{separator}The answer is {row['solution']}."
+        question, worked = row["messages"][1]["content"], row["messages"][2]["content"]
+        rejected = mistake(i % 4, rng, question)
+        separator = rng.choice(("\n", " "))
+        if i % 4 != 3 and rng.random() < 0.5:
+            chosen, rejected = restated(worked, separator), restated(rejected, separator)
+        else:
+            chosen = worked
+        row["messages"][2]["content"] = chosen
+        row["rejected_response"] = rejected
     return rows
 
 

@@ -181,11 +181,26 @@ def test_bundled_reward_pairs_are_wrong_in_four_ways_and_never_show_a_held_out_p
     held_out = questions(rows("arith_math", "val", "prompts"))
     assert questions(train).isdisjoint(held_out) and questions(val).isdisjoint(held_out)
     kinds = {"other operation": 0, "slip": 0, "no working": 0, "extra step": 0}
+    restating = {"chosen": 0, "rejected": 0}
+    equation = r"(\d+) ([+-]) (\d+) = (\d+)"
+
+    def without_restatement(answer, side):
+        """The answer without a last line "The answer is N." (N must be the answer's own count)."""
+        line = re.search(r"[\n ]The answer is (\d+)\.$", answer)
+        if line is None:
+            return answer
+        restating[side] += 1
+        body = answer[: line.start()]
+        assert re.findall(r"\d+", body)[-1] == line.group(1)
+        return body
+
     for r in train + val:
-        chosen, rejected = r["chosen"][0]["content"], r["rejected"][0]["content"]
-        a, op, b, result = re.search(r"(\d+) ([+-]) (\d+) = (\d+)", chosen).groups()
+        chosen = without_restatement(r["chosen"][0]["content"], "chosen")
+        rejected = without_restatement(r["rejected"][0]["content"], "rejected")
+        a, op, b, result = re.search(equation, chosen).groups()
         assert int(result) == (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(r["solution"])
-        worked = re.search(r"(\d+) ([+-]) (\d+) = (\d+)", rejected)
+        assert re.fullmatch(rf"\w+ has {a} [+-] {b} = {result} \w+\.", chosen)
+        worked = re.search(equation, rejected)
         if worked is None:
             kinds["no working"] += 1
             assert int(re.search(r"\d+", rejected).group()) != int(result)
@@ -195,14 +210,15 @@ def test_bundled_reward_pairs_are_wrong_in_four_ways_and_never_show_a_held_out_p
             kinds["slip"] += 1
             assert worked.groups()[:3] == (a, op, b) and 1 <= abs(int(worked.group(4)) - int(result)) <= 2
         else:
-            # The right working, then a second line that restates the result (chosen) or adds to it (rejected).
+            # The right working, then an extra step that adds to the count (cut off or not).
             kinds["extra step"] += 1
-            line = chosen[: chosen.index(".") + 1]
-            assert chosen[len(line) + 1 :] == f"The answer is {result}." and rejected.startswith(line)
-            extra = rejected[len(line) + 1 :]
+            extra = rejected[len(chosen) + 1 :]
+            assert rejected.startswith(chosen) and rejected[len(chosen)] in "\n "
             assert re.fullmatch(r"\w+ has \d+ \+ \d+ = \d+ \w+ now\.", extra) or len(extra.split()) < 10
-            changed = re.search(r"= (\d+)", extra)
-            assert changed is None or int(changed.group(1)) > int(result)
+            added = re.search(r"= (\d+)", extra)
+            assert added is None or int(added.group(1)) > int(result)
+    # The restatement is on both sides alike: by itself it tells a reward model nothing.
+    assert restating["chosen"] == restating["rejected"] > len(train + val) // 4
     assert min(kinds.values()) >= len(train + val) // 4
 
 
