@@ -34,7 +34,7 @@ RECIPES = {
         "train.max_steps=24",
     ],
     "sapo_demo": ["algorithm=sapo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=24"],
-    "cispo_demo": ["algorithm=cispo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=24"],
+    "cispo_demo": ["algorithm=cispo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=40"],
     "gkd_demo": [
         "algorithm=gkd",
         "algorithm.teacher_model=smollm2_135m",
