@@ -7,11 +7,14 @@ Markdown and JSON.
     python scripts/learning_report.py dpo_demo --set model=tiny --set train.max_steps=2   # keys for every run
 
 Each run gets its own directory, <out>/runs/<recipe>-seed<seed>; a run whose summary.json there says completed is
-read again, not rerun, so a report interrupted or stopped halfway goes on where it was (the table is rewritten
-after every run). With several seeds, the table gives each seed's change and the noise: the spread (largest minus
-smallest) of the after-training metric across seeds; a row is "learned" when every seed moved its metric the right
-way and the smallest change is larger than that spread. ppo_demo reads the reward model that rm_demo trained in
-the same report (the same seed's, else the first).
+read again, not rerun, so a report interrupted or stopped halfway goes on where it was. The table is rewritten
+after every run and covers every run in <out>/runs, so reports of a few recipes at a time add up to one table
+(delete a run's folder to run it again).
+
+With several seeds, the table gives each seed's change and the noise: the spread (largest minus smallest) of the
+after-training metric across seeds; a row is "learned" when every seed moved its metric the right way and the
+smallest change is larger than that spread. ppo_demo reads the reward model that rm_demo trained in the same
+report folder (the same seed's, else the first seed's).
 """
 
 from __future__ import annotations
@@ -53,27 +56,45 @@ def held_out(summary: dict) -> tuple[str, float | None, float | None, bool]:
     return spec.held_out_metric[0], None, None, spec.lower_is_better
 
 
-def run_one(recipe: str, seed: int, run_dir: Path, extra: list[str]) -> dict:
+def run_one(recipe: str, seed: int, run_dir: Path, extra: list[str], walls: dict) -> str | None:
+    """Trains the recipe into run_dir unless a completed run is there already; the failure's text, if it fails."""
     summary_path = run_dir / "summary.json"
     if summary_path.exists() and json.loads(summary_path.read_text()).get("status") == "completed":
-        summary, wall, reused = json.loads(summary_path.read_text()), None, True
-    else:
-        command = [sys.executable, "-m", "rlhf_lab", f"experiment={recipe}", f"train.seed={seed}"]
-        command += [*extra, f"hydra.run.dir={run_dir}"]
-        print("$", " ".join(command[1:]), flush=True)
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT)
-        wall, reused = time.perf_counter() - start, False
-        if done.returncode != 0 or not summary_path.exists():
-            status = f"failed (exit {done.returncode})"
-            return {"recipe": recipe, "seed": seed, "status": status, "run_dir": str(run_dir)}
-        summary = json.loads(summary_path.read_text())
+        return None
+    command = [sys.executable, "-m", "rlhf_lab", f"experiment={recipe}", f"train.seed={seed}"]
+    command += [*extra, f"hydra.run.dir={run_dir}"]
+    print("$", " ".join(command[1:]), flush=True)
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT)
+    wall = round(time.perf_counter() - start, 1)
+    if done.returncode != 0 or not summary_path.exists():
+        return f"failed (exit {done.returncode})"
+    # Keyed by the run's start time as well: a folder deleted and run again must not inherit the old figure.
+    walls[run_dir.name] = {"started_at": json.loads(summary_path.read_text())["started_at"], "wall_s": wall}
+    return None
+
+
+def wall_time(summary: dict, recorded: dict | None) -> float:
+    """The command's wall time where this report ran the run, else the run's own duration (no process start-up)."""
+    if isinstance(recorded, dict) and recorded.get("started_at") == summary.get("started_at"):
+        return recorded["wall_s"]
+    return round(summary.get("duration_s", 0.0), 1)
+
+
+def read_run(recipe: str, run_dir: Path, walls: dict) -> dict:
+    """One run's row, from its summary.json."""
+    seed = int(run_dir.name.rpartition("-seed")[2])
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if summary.get("status") != "completed":
+        status = summary.get("status", "no summary.json")
+        return {"recipe": recipe, "seed": seed, "status": status, "run_dir": str(run_dir)}
     metric, before, after, lower = held_out(summary)
     change = None if before is None else after - before
     return {
         "recipe": recipe,
         "seed": seed,
-        "status": summary.get("status"),
+        "status": summary["status"],
         "algorithm": summary["algorithm"],
         "metric": metric,
         "lower_is_better": lower,
@@ -83,11 +104,19 @@ def run_one(recipe: str, seed: int, run_dir: Path, extra: list[str]) -> dict:
         "improved": None if change is None else (change < 0 if lower else change > 0),
         "steps": summary.get("global_steps"),
         "seconds_per_step": summary.get("seconds_per_step"),
-        # A reused run's wall time is its own duration (the process's start-up excluded).
-        "wall_s": round(wall if wall is not None else summary.get("duration_s", 0.0), 1),
-        "reused": reused,
+        "wall_s": wall_time(summary, walls.get(run_dir.name)),
         "run_dir": str(run_dir),
     }
+
+
+def collect(out: Path, recipes: list[str], walls: dict) -> list[dict]:
+    """One row per recipe that has runs in out/runs (every seed found there), in the order given."""
+    rows = []
+    for recipe in recipes:
+        dirs = sorted((out / "runs").glob(f"{recipe}-seed*"), key=lambda d: int(d.name.rpartition("-seed")[2]))
+        if dirs:
+            rows.append(verdict([read_run(recipe, d, walls) for d in dirs]))
+    return rows
 
 
 def verdict(runs: list[dict]) -> dict:
@@ -146,26 +175,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no recipe {', '.join(unknown)} in conf/experiment/; known: {', '.join(known)}", file=sys.stderr)
         return 2
     out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    walls_path = out / "walls.json"
+    walls = json.loads(walls_path.read_text()) if walls_path.exists() else {}
     for recipe in recipes:
-        runs = []
         for seed in args.seeds:
             extra = list(args.set)
             if recipe in NEEDS:
                 needed, key, file = NEEDS[recipe]
                 candidates = [out / "runs" / f"{needed}-seed{s}" / file for s in (seed, *args.seeds)]
                 found = next((c for c in candidates if c.exists()), None)
-                if found is not None:
+                if found is not None and not any(item.startswith(f"{key}=") for item in extra):
                     extra.append(f"{key}={found}")
-            runs.append(run_one(recipe, seed, out / "runs" / f"{recipe}-seed{seed}", extra))
-            rows_now = [*rows, verdict(runs)]
-            (out / "learning_report.json").write_text(json.dumps(rows_now, indent=2) + "\n")
-            (out / "learning_report.md").write_text(markdown(rows_now))
-        rows.append(verdict(runs))
+                elif found is None:
+                    print(f"{recipe}: no {needed} run in {out / 'runs'}; {key} keeps the recipe's value", flush=True)
+            failure = run_one(recipe, seed, out / "runs" / f"{recipe}-seed{seed}", extra, walls)
+            if failure:
+                print(f"{recipe} seed {seed}: {failure}", file=sys.stderr)
+            walls_path.write_text(json.dumps(walls, indent=2) + "\n")
+            # The table covers every recipe with runs in this folder, from this call or earlier ones.
+            rows = collect(out, known, walls)
+            (out / "learning_report.json").write_text(json.dumps(rows, indent=2) + "\n")
+            (out / "learning_report.md").write_text(markdown(rows))
     print(markdown(rows))
     print(f"written: {out / 'learning_report.md'} and {out / 'learning_report.json'}")
-    return 0 if all(r["learned"] for r in rows) else 1
+    named = [r for r in rows if r["recipe"] in recipes]
+    return 0 if all(r["learned"] for r in named) else 1
 
 
 if __name__ == "__main__":

@@ -153,9 +153,9 @@ def restated(answer: str, separator: str) -> str:
 
 def word_pairs(rng: random.Random, n: int, seen: set[str]) -> list[dict]:
     """Word problems with the worked answer chosen and a mistake rejected, the four kinds in turn. Half the pairs of
-    the first three kinds restate their results in a last line, on both sides alike, so that a restatement says nothing by itself (a
-    reward model that learned it would be paid for "The answer is 3." after any count). Against an extra step
-    (kind 3), the chosen answer ends after its working."""
+    the first three kinds restate their results in a last line, on both sides alike, so that a restatement says
+    nothing by itself (a reward model that learned it would be paid for "The answer is 3." after any count).
+    Against an extra step (kind 3), the chosen answer ends after its working."""
     rows = word_rows(rng, n, seen, with_answer=True)
     for i, row in enumerate(rows):
         question, worked = row["messages"][1]["content"], row["messages"][2]["content"]

@@ -61,20 +61,52 @@ def test_the_held_out_metric_comes_from_the_registry(report):
 
 def test_a_report_on_the_tiny_model(report, tmp_path, capsys):
     args = ["dpo_demo", "--set", "debug=smoke", "--out", str(tmp_path)]
-    report.main(args)
+    assert report.main(args) in (0, 1)
     rows = json.loads((tmp_path / "learning_report.json").read_text())
     run = rows[0]["runs"][0]
     summary = json.loads((tmp_path / "runs" / "dpo_demo-seed42" / "summary.json").read_text())
     assert run["before"] == summary["eval_before"]["accuracy"] and run["after"] == summary["eval_after"]["accuracy"]
-    assert run["seconds_per_step"] == summary["seconds_per_step"] and run["steps"] == 2 and not run["reused"]
+    assert run["seconds_per_step"] == summary["seconds_per_step"] and run["steps"] == 2
+    recorded = json.loads((tmp_path / "walls.json").read_text())["dpo_demo-seed42"]
+    wall = recorded["wall_s"]
+    assert recorded["started_at"] == summary["started_at"]
+    assert run["wall_s"] == wall > summary["duration_s"]  # the command's wall time includes the process start-up
     table = (tmp_path / "learning_report.md").read_text()
     moved = f"{run['before']:.3f} -> {run['after']:.3f} (seed 42)"
     assert f"| dpo_demo | dpo | accuracy (higher is better) | {moved}" in table
-    # Again: the finished run is read, not rerun.
+
+    # A run finished earlier (here a hand-written one of another recipe) joins the table; the finished dpo_demo
+    # run is read again, not rerun.
+    other = tmp_path / "runs" / "gkd_demo-seed7"
+    other.mkdir()
+    gkd = {
+        "status": "completed",
+        "algorithm": "gkd",
+        "eval_before": {"divergence": 0.5},
+        "eval_after": {"divergence": 0.3},
+        "global_steps": 30,
+        "seconds_per_step": 4.0,
+        "duration_s": 150.0,
+    }
+    (other / "summary.json").write_text(json.dumps(gkd))
     capsys.readouterr()
     report.main(args)
-    assert json.loads((tmp_path / "learning_report.json").read_text())[0]["runs"][0]["reused"]
     assert "$ -m rlhf_lab" not in capsys.readouterr().out
+    rows = json.loads((tmp_path / "learning_report.json").read_text())
+    assert [r["recipe"] for r in rows] == ["dpo_demo", "gkd_demo"]
+    assert rows[0]["runs"][0]["wall_s"] == wall
+    assert rows[1]["runs"][0]["change"] == pytest.approx(-0.2) and rows[1]["learned"]
+    assert rows[1]["runs"][0]["wall_s"] == 150.0 and rows[1]["seeds"] == [7]
+    assert (
+        "| gkd_demo | gkd | divergence (lower is better) | 0.500 -> 0.300 (seed 7) | one seed | yes | 4.00 |"
+        in (tmp_path / "learning_report.md").read_text()
+    )
+    # A wall time recorded for an earlier run in the same folder is not taken for a later one.
+    gkd["started_at"] = 5.0
+    (other / "summary.json").write_text(json.dumps(gkd))
+    (tmp_path / "walls.json").write_text(json.dumps({"gkd_demo-seed7": {"started_at": 4.0, "wall_s": 999.0}}))
+    report.main(args)
+    assert json.loads((tmp_path / "learning_report.json").read_text())[1]["runs"][0]["wall_s"] == 150.0
 
 
 def test_an_unknown_recipe_is_one_line_and_exit_2(report, tmp_path, capsys):
