@@ -14,7 +14,8 @@ after every run and covers every run in <out>/runs, so reports of a few recipes 
 With several seeds, the table gives each seed's change and the noise: the spread (largest minus smallest) of the
 after-training metric across seeds; a row is "learned" when every seed moved its metric the right way and the
 smallest change is larger than that spread. ppo_demo reads the reward model that rm_demo trained in the same
-report folder (the same seed's, else the first seed's).
+report folder with the default seed (42), as a plain `experiment=rm_demo` then `experiment=ppo_demo` would: its
+seeds then measure PPO's own noise (rm_demo's row has the reward model's).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rlhf_lab.algorithms.registry import get_spec  # noqa: E402
+from rlhf_lab.config.train import TrainConfig  # noqa: E402
 
 # Recipes that read another recipe's output: recipe -> (the recipe it needs, the key that points at it, the file
 # in that run's directory).
@@ -183,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             extra = list(args.set)
             if recipe in NEEDS:
                 needed, key, file = NEEDS[recipe]
-                candidates = [out / "runs" / f"{needed}-seed{s}" / file for s in (seed, *args.seeds)]
+                # Every seed of a recipe reads the one a user's plain run would train (the default seed), so that
+                # its spread is its own noise, not its input's; the input's seeds are its own row.
+                candidates = [out / "runs" / f"{needed}-seed{s}" / file for s in (TrainConfig.seed, seed, *args.seeds)]
                 found = next((c for c in candidates if c.exists()), None)
                 if found is not None and not any(item.startswith(f"{key}=") for item in extra):
                     extra.append(f"{key}={found}")
