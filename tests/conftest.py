@@ -7,6 +7,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(name: str):
+    """scripts/<name>.py imported as a module (the scripts folder is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 CONF_DIR = str(ROOT / "conf")
 # Small and quick settings for end-to-end runs on the tiny model (conf/debug/smoke.yaml); keys given after it win.
 TINY = ["debug=smoke"]

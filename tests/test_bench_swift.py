@@ -1,21 +1,17 @@
 """scripts/bench.py's ms-swift side, against a stand-in that writes logging.jsonl as `swift rlhf` does."""
 
-import importlib.util
 import os
 import stat
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench")
 
 
 # A stand-in for an environment's python running `-m swift.cli.rlhf ... --output_dir DIR`: after 0.5 s of
