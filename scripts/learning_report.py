@@ -83,9 +83,14 @@ def wall_time(summary: dict, recorded: dict | None) -> float:
     return round(summary.get("duration_s", 0.0), 1)
 
 
+def seed_of(run_dir: Path) -> int:
+    """The seed in a run folder's name, <recipe>-seed<seed>."""
+    return int(run_dir.name.rpartition("-seed")[2])
+
+
 def read_run(recipe: str, run_dir: Path, walls: dict) -> dict:
     """One run's row, from its summary.json."""
-    seed = int(run_dir.name.rpartition("-seed")[2])
+    seed = seed_of(run_dir)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if summary.get("status") != "completed":
@@ -103,7 +108,6 @@ def read_run(recipe: str, run_dir: Path, walls: dict) -> dict:
         "before": before,
         "after": after,
         "change": change,
-        "improved": None if change is None else (change < 0 if lower else change > 0),
         "steps": summary.get("global_steps"),
         "seconds_per_step": summary.get("seconds_per_step"),
         "wall_s": wall_time(summary, walls.get(run_dir.name)),
@@ -115,7 +119,7 @@ def collect(out: Path, recipes: list[str], walls: dict) -> list[dict]:
     """One row per recipe that has runs in out/runs (every seed found there), in the order given."""
     rows = []
     for recipe in recipes:
-        dirs = sorted((out / "runs").glob(f"{recipe}-seed*"), key=lambda d: int(d.name.rpartition("-seed")[2]))
+        dirs = sorted((out / "runs").glob(f"{recipe}-seed*"), key=seed_of)
         if dirs:
             rows.append(verdict([read_run(recipe, d, walls) for d in dirs]))
     return rows
@@ -177,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no recipe {', '.join(unknown)} in conf/experiment/; known: {', '.join(known)}", file=sys.stderr)
         return 2
     out = args.out.resolve()
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: --out {args.out}: cannot create the report folder ({e.strerror}); pick another", file=sys.stderr)
+        return 2
     walls_path = out / "walls.json"
     walls = json.loads(walls_path.read_text()) if walls_path.exists() else {}
     for recipe in recipes:

@@ -1,19 +1,15 @@
 """scripts/learning_report.py: its table's figures are the runs' own, a finished run is read again rather than rerun,
 and a row counts as learned only when every seed's change beats the spread across seeds."""
 
-import importlib.util
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def report():
-    spec = importlib.util.spec_from_file_location("learning_report", ROOT / "scripts" / "learning_report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("learning_report")
 
 
 def _run(seed, before, after, lower=False):
@@ -112,3 +108,10 @@ def test_a_report_on_the_tiny_model(report, tmp_path, capsys):
 def test_an_unknown_recipe_is_one_line_and_exit_2(report, tmp_path, capsys):
     assert report.main(["dpo_demoo", "--out", str(tmp_path)]) == 2
     assert "no recipe dpo_demoo" in capsys.readouterr().err
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line_and_exit_2(report, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert report.main(["dpo_demo", "--out", str(tmp_path / "file" / "report")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot create the report folder" in err and "Traceback" not in err
