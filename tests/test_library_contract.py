@@ -15,6 +15,11 @@ TRL
       through); assumes TRL generates with self.model_wrapped, swapped for the generation copy during the call
   trl.GRPOTrainer._generate_and_score_completions -- algorithms/grpo/trainer.py -- override + super calls
       (inputs); its batch keys -- algorithms/grpo/dynamic_sampling.py -- read (padded, selected, recomputed)
+  trl.GRPOTrainer._compute_loss -- algorithms/grpo/trainer.py -- override + super call (model, inputs); its KL
+      term reads self.beta, set to 0 during the call when the KL penalty is in the reward (kl_in_reward)
+  trl.GRPOTrainer._get_per_token_logps_and_entropies -- algorithms/grpo/trainer.py -- call (model, input_ids,
+      attention_mask, logits_to_keep, batch_size=) -> (logps, entropies, ...) for kl_in_reward
+  trl.GRPOTrainer.beta / num_generations_eval -- algorithms/grpo/trainer.py -- read (beta also written)
   trl.GRPOTrainer._metrics -- algorithms/grpo/trainer.py -- write (_metrics["train"][name].append)
   trl.GRPOTrainer.reward_weights -- algorithms/grpo/trainer.py -- read (tensor)
   trl.GRPOTrainer.num_generations -- algorithms/grpo/trainer.py -- read
@@ -361,6 +366,29 @@ def _(label):
     assert not unknown, f"{label}'s batch has new keys {sorted(unknown)} that dynamic sampling does not know: {where}"
 
 
+@contract("trl.GRPOTrainer._compute_loss")
+def _(label):
+    where = GRPO_WHERE + " (kl_in_reward sets self.beta to 0 during the call to drop its KL term)"
+    cls = load("trl.GRPOTrainer", where)
+    expect_kind(cls, "_compute_loss", "function", label, where)
+    expect_params(cls._compute_loss, ["self", "model", "inputs"], label, where)
+    assert self_calls(cls.compute_loss, "_compute_loss"), f"{label} is no longer called by compute_loss: {where}"
+    assert reads_self(cls._compute_loss, "beta"), f"{label} no longer weighs its KL term by self.beta: {where}"
+
+
+@contract("trl.GRPOTrainer._get_per_token_logps_and_entropies")
+def _(label):
+    where = "rlhf_lab/algorithms/grpo/trainer.py calls it for each answer's KL (kl_in_reward)"
+    cls = load("trl.GRPOTrainer", where)
+    expect_params(
+        cls._get_per_token_logps_and_entropies,
+        ["self", "model", "input_ids", "attention_mask", "logits_to_keep", "batch_size"],
+        label,
+        where,
+        prefix=True,
+    )
+
+
 @contract("trl.GRPOTrainer._metrics")
 def _(label):
     where = "rlhf_lab/algorithms/grpo/trainer.py appends to self._metrics['train'][name]"
@@ -372,6 +400,8 @@ def _(label):
 for attr, where in {
     "reward_weights": "rlhf_lab/algorithms/grpo/trainer.py weights the rewards with it (a tensor)",
     "num_generations": "rlhf_lab/algorithms/grpo/trainer.py groups answers by it",
+    "num_generations_eval": "rlhf_lab/algorithms/grpo/trainer.py groups evaluation answers by it",
+    "beta": "rlhf_lab/algorithms/grpo/trainer.py weighs the KL in the reward by it (kl_in_reward)",
     "reward_func_names": "rlhf_lab/evaluation/online.py names the held-out rewards by it",
 }.items():
 

@@ -52,3 +52,8 @@ def fails_on_rank_one(completions, **kwargs):
     if os.environ.get("RANK") == "1":
         raise RuntimeError("this worker cannot score")
     return [0.0 for _ in completions]
+
+
+def length_in_chars(completions, **kwargs):
+    """The answer's length: varies between the tiny model's random answers, so every group carries signal."""
+    return [float(len(c)) for c in completions]

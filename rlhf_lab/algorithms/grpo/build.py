@@ -78,6 +78,8 @@ def build(run: Run, inputs: TrainInputs):
         dynamic_sample=cfg.dynamic_sample,
         max_resample_times=cfg.max_resample_times,
         generation_copy=use_generation_copy(run, inputs),
+        advantage_estimator=cfg.advantage_estimator,
+        kl_in_reward=cfg.kl_in_reward,
         **kwargs,
     )
     # GRPO tokenizes prompts when it generates: read per batch, its rows only need decoding.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
+from rlhf_lab.algorithms.grpo.advantages import DEFAULT_KL_IN_REWARD, DEFAULT_SCALE, ESTIMATORS
 from rlhf_lab.config.checks import in_range, one_of, positive
 from rlhf_lab.config.distributed import WHOLE_MODEL_BACKENDS
 from rlhf_lab.config.fields import doc
@@ -44,8 +45,16 @@ class GRPOConfig(RewardOptions):
     epsilon: float = doc(0.2, "Lower (and, without epsilon_high, upper) clip range of the importance ratio.")
     epsilon_high: float | None = doc(None, "Upper clip range (DAPO's clip-higher, CISPO's cap); null = epsilon.")
     loss_type: str = doc("grpo", f"Policy loss: {', '.join(GRPO_LOSS_TYPES)}.")
-    scale_rewards: str = doc(
-        "group", "Scale advantages by each group's reward std (group), by the batch's (batch), or not (none, Dr. GRPO)."
+    advantage_estimator: str = doc(
+        "grpo", f"How advantages are computed: {', '.join(ESTIMATORS)} (formulas: algorithms/grpo/advantages.py)."
+    )
+    scale_rewards: str | None = doc(
+        None,
+        "Divide advantages by the group's std, the batch's or not: group, batch, none; null = the estimator's default.",
+    )
+    kl_in_reward: bool | None = doc(
+        None,
+        "Subtract beta x each answer's KL from its reward, not in the loss; null = true for rloo, reinforce_plus_plus.",
     )
     num_iterations: int = doc(1, "Policy updates per generated batch (> 1 reuses samples with importance ratios).")
     importance_sampling_level: str = doc(
@@ -83,7 +92,18 @@ class GRPOConfig(RewardOptions):
         positive("beta", self.beta, allow_zero=True)
         positive("epsilon", self.epsilon)
         one_of("loss_type", self.loss_type, GRPO_LOSS_TYPES)
+        one_of("advantage_estimator", self.advantage_estimator, ESTIMATORS)
+        if self.scale_rewards is None:
+            self.scale_rewards = DEFAULT_SCALE[self.advantage_estimator]
         one_of("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
+        if self.kl_in_reward is None:
+            self.kl_in_reward = DEFAULT_KL_IN_REWARD[self.advantage_estimator] and self.beta > 0
+        elif self.kl_in_reward and self.beta == 0:
+            raise ConfigError(
+                "kl_in_reward",
+                "moves the KL penalty into the reward, but beta=0 means there is no KL penalty; "
+                "set algorithm.beta > 0 or drop algorithm.kl_in_reward",
+            )
         positive("num_iterations", self.num_iterations)
         one_of("importance_sampling_level", self.importance_sampling_level, ("token", "sequence"))
         if self.epsilon_high is not None:
@@ -127,6 +147,12 @@ class GRPOConfig(RewardOptions):
 
         if self.generation_copy == "on" and has_images(rows):
             raise ConfigError("algorithm.generation_copy", "cannot be on with image rows; use auto or off")
+        if self.kl_in_reward and has_images(rows):
+            raise ConfigError(
+                "algorithm.kl_in_reward",
+                "is not supported with image rows yet (the KL is summed over text-only forwards); "
+                "set algorithm.kl_in_reward=false to keep the KL term in the loss",
+            )
 
     def check_run(self, parts: dict) -> None:
         super().check_run(parts)

@@ -1,4 +1,5 @@
-"""TRL's GRPOTrainer plus what rlhf_lab adds: dynamic sampling and the zero-variance watch."""
+"""TRL's GRPOTrainer plus what rlhf_lab adds: dynamic sampling, the zero-variance watch, the RLOO and REINFORCE++
+advantage estimators and the KL penalty moved into the reward."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from trl import GRPOTrainer
 
 from rlhf_lab.algorithms.contract import LabTrainer
 from rlhf_lab.algorithms.grpo import dynamic_sampling as ds
+from rlhf_lab.algorithms.grpo.advantages import advantages as estimate_advantages
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.rewards.total import weighted_total
 
@@ -21,9 +23,19 @@ ZERO_VARIANCE_PATIENCE = 3
 
 class LabGRPOTrainer(LabTrainer, GRPOTrainer):
     def __init__(
-        self, *args, dynamic_sample: bool, max_resample_times: int, generation_copy: bool, image_bounds=None, **kwargs
+        self,
+        *args,
+        dynamic_sample: bool,
+        max_resample_times: int,
+        generation_copy: bool,
+        advantage_estimator: str = "grpo",
+        kl_in_reward: bool = False,
+        image_bounds=None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.advantage_estimator = advantage_estimator
+        self.kl_in_reward = kl_in_reward
         self.generation_copy = None
         if generation_copy:
             from rlhf_lab.algorithms.grpo.generation_copy import GenerationCopy
@@ -52,6 +64,9 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
         total = weighted_total(rewards_per_func[local], self.reward_weights)
         total[torch.isnan(rewards_per_func[local]).all(dim=1)] = torch.nan
         self._last_rewards = total
+        gathered = weighted_total(rewards_per_func, self.reward_weights)
+        gathered[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        self._last_gathered_rewards = gathered
         return rewards_per_func
 
     def score_answers(self, rows: list[dict], prompts, completions, completion_ids) -> tuple:
@@ -86,8 +101,58 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
         finally:
             self.model.train(was_training)
 
-    def _generate_and_score_completions(self, inputs):
+    def _score_round(self, inputs: list[dict]) -> dict:
+        """One generation round: TRL generates and scores (its advantages are GRPO's); other estimators, or the KL
+        penalty in the reward, replace the advantages from the same rewards."""
         batch = super()._generate_and_score_completions(self._with_images(inputs))
+        if self.advantage_estimator != "grpo" or self.kl_in_reward:
+            batch["advantages"] = self._estimated_advantages(batch)
+        return batch
+
+    def _estimated_advantages(self, batch: dict) -> torch.Tensor:
+        mode = "train" if self.model.training else "eval"
+        n = self.num_generations if mode == "train" else self.num_generations_eval
+        rewards = self._last_gathered_rewards.to(batch["advantages"].device)
+        if self.kl_in_reward:
+            kl = self.accelerator.gather(self._answer_kl(batch))
+            self._metrics[mode]["kl_in_reward"].append(kl.mean().item())
+            rewards = rewards - self.beta * kl
+        values = estimate_advantages(rewards, n, self.advantage_estimator, self.args.scale_rewards)
+        size = len(batch["advantages"])
+        start = self.accelerator.process_index * size
+        return values[start : start + size].to(batch["advantages"].dtype)
+
+    def _answer_kl(self, batch: dict) -> torch.Tensor:
+        """Each answer's summed log-ratio of the sampling policy to the reference, over its own (trained) tokens."""
+        logps = batch.get("old_per_token_logps")
+        if logps is None:
+            ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+            mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+            # Without dropout, as the answers were sampled (and as the reference's log-probs are taken).
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    logps, _, _ = self._get_per_token_logps_and_entropies(
+                        self.model, ids, mask, batch["completion_ids"].size(1), batch_size=len(ids)
+                    )
+            finally:
+                self.model.train(was_training)
+        trained = batch["completion_mask"] * batch["tool_mask"] if "tool_mask" in batch else batch["completion_mask"]
+        return ((logps - batch["ref_per_token_logps"]) * trained).sum(dim=1)
+
+    def _compute_loss(self, model, inputs):
+        if not self.kl_in_reward:
+            return super()._compute_loss(model, inputs)
+        # The KL penalty already lowered the rewards: the loss goes without TRL's KL term.
+        beta, self.beta = self.beta, 0.0
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self.beta = beta
+
+    def _generate_and_score_completions(self, inputs):
+        batch = self._score_round(inputs)
         if not self.model.training:
             return batch
         n = self.num_generations
@@ -123,7 +188,7 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
             short = torch.tensor([float(have < need_groups)], device=self.accelerator.device)
             if self.accelerator.gather(short).sum().item() == 0:
                 break
-            more = super()._generate_and_score_completions(self._with_images(self._more_prompts(need_groups)))
+            more = self._score_round(self._more_prompts(need_groups))
             batches.append(more)
             masks.append(ds.informative_groups(self._last_rewards, n))
             have += int(masks[-1].sum())

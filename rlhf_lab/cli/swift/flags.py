@@ -238,6 +238,8 @@ FLAGS: dict[str, Flag] = {
             "num_iterations",
             "importance_sampling_level",
             "scale_rewards",
+            "advantage_estimator",
+            "kl_in_reward",
             "dynamic_sample",
             "max_resample_times",
             "overlong_filter",
