@@ -76,6 +76,11 @@ class RewardError(UserError):
     kind = "reward error"
 
 
+class RewardServiceDown(RewardError):
+    """A reward server or judge did not answer within its retries: the run stops (with a checkpoint) rather than
+    train on missing rewards."""
+
+
 class OutputError(UserError):
     """The run cannot write its outputs (a full disk, a quota, a directory it may not write): names the place."""
 

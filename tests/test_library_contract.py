@@ -55,7 +55,8 @@ TRL
       module, construct (processor=, max_length=)
   trl.trainer.kto_trainer.DataCollatorForVisionUnpairedPreference -- vision/batches.py -- same, calculate_kl=
 transformers
-  transformers.Trainer._save_checkpoint (and each TRL trainer's) -- training/checkpoints.py -- patch on the
+  transformers.Trainer._save_checkpoint (and each TRL trainer's) -- training/pipeline.py -- call (model, None)
+      when a reward server stays down; training/checkpoints.py -- patch on the
       instance, original called (model, trial); algorithms/ppo/trainer.py -- call
   transformers.Trainer._get_output_dir -- training/checkpoints.py -- patch (shadowed on the instance during a save)
   transformers.Trainer._load_from_checkpoint -- algorithms/ppo/trainer.py -- call (checkpoint, model=)

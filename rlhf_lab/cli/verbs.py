@@ -31,6 +31,11 @@ VERBS = {
         "rlhf_lab.inference.evaluate:evaluate_command",
         "the held-out evaluation of a run (before and after) or of any model, as training scores it",
     ),
+    "serve-reward": (
+        "rlhf_lab.config.verbs:ServeRewardConfig",
+        "rlhf_lab.serving.reward_model:serve_reward",
+        "a trained reward model served over HTTP for algorithm.reward_server (GRPO, PPO on another machine)",
+    ),
     "compare": (
         None,
         "rlhf_lab.tracking.compare:compare_command",

@@ -21,6 +21,10 @@ class AlgorithmConfig:
         """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""
         return {}
 
+    def service_urls(self) -> dict[str, str]:
+        """Services the algorithm calls over the network (key -> URL), checked before a model loads."""
+        return {}
+
     def check_run(self, parts: dict) -> None:
         """Rules that involve other groups (e.g. the batch size); parts maps group name -> schema object.
         Raise ConfigError with the full dotted key."""

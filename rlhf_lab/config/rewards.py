@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, List, Optional
+from urllib.parse import urlparse
 
 from rlhf_lab.config.algorithm import AlgorithmConfig
 from rlhf_lab.config.checks import positive
@@ -34,8 +35,15 @@ class RewardOptions(AlgorithmConfig):
         list, "Rewards: built-in names (accuracy, format, cosine, repetition, soft_overlong), dotted paths or objects."
     )
     reward_weights: Optional[List[float]] = doc(
-        None, "One weight per reward (reward_funcs first, then reward_model); null = 1.0 each."
+        None, "One weight per reward (reward_funcs first, then reward_server, then reward_model); null = 1.0 each."
     )
+    reward_server: Optional[str] = doc(
+        None, "URL of a reward server (POST JSON, see rewards/remote.py; `serve-reward`), scored as one more reward."
+    )
+    reward_server_timeout: float = doc(60.0, "Seconds a reward server request may take before it is retried.")
+    reward_server_retries: int = doc(3, "Further tries of a failed reward server request (backoff 1 s, doubling).")
+    reward_server_concurrency: int = doc(4, "Reward server requests in flight at once.")
+    reward_server_batch_size: int = doc(32, "Answers per reward server request.")
     reward_model: Optional[str] = doc(
         None, "Path of a trained reward model (e.g. an algorithm=rm run's saved model), scored as one more reward."
     )
@@ -63,19 +71,30 @@ class RewardOptions(AlgorithmConfig):
 
     def __post_init__(self) -> None:
         positive("max_completion_length", self.max_completion_length)
-        if not self.reward_funcs and self.reward_model is None:
+        if not self.reward_funcs and self.reward_model is None and self.reward_server is None:
             raise ConfigError(
                 "reward_funcs",
                 f"{self.name.upper()} needs at least one reward: list reward functions (e.g. "
-                "algorithm.reward_funcs=[accuracy,format]) or give algorithm.reward_model=PATH",
+                "algorithm.reward_funcs=[accuracy,format]), give algorithm.reward_model=PATH or "
+                "algorithm.reward_server=URL",
             )
-        n_rewards = len(self.reward_funcs) + (self.reward_model is not None)
+        n_rewards = len(self.reward_funcs) + (self.reward_server is not None) + (self.reward_model is not None)
         if self.reward_weights is not None and len(self.reward_weights) != n_rewards:
             raise ConfigError(
                 "reward_weights",
-                f"has {len(self.reward_weights)} weights for {n_rewards} rewards (reward_funcs, then reward_model); "
-                "give one per reward",
+                f"has {len(self.reward_weights)} weights for {n_rewards} rewards (reward_funcs, then reward_server, "
+                "then reward_model); give one per reward",
             )
+        if self.reward_server is not None:
+            parsed = urlparse(self.reward_server)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ConfigError(
+                    "reward_server", f"must be an http:// or https:// URL with a host, got {self.reward_server!r}"
+                )
+        positive("reward_server_timeout", self.reward_server_timeout)
+        positive("reward_server_retries", self.reward_server_retries, allow_zero=True)
+        positive("reward_server_concurrency", self.reward_server_concurrency)
+        positive("reward_server_batch_size", self.reward_server_batch_size)
         if self.soft_max_length is not None:
             positive("soft_max_length", self.soft_max_length)
         if "soft_overlong" in self.reward_funcs and self.soft_cache_length is None:
@@ -116,6 +135,9 @@ class RewardOptions(AlgorithmConfig):
 
     def model_paths(self) -> dict[str, str]:
         return {"reward_model": self.reward_model} if self.reward_model else {}
+
+    def service_urls(self) -> dict[str, str]:
+        return {"reward_server": self.reward_server} if self.reward_server else {}
 
     def check_run(self, parts: dict) -> None:
         from rlhf_lab.rewards.registry import check_reward_specs

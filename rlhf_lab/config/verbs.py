@@ -75,3 +75,17 @@ class Sampling:
     def __post_init__(self) -> None:
         positive("max_new_tokens", self.max_new_tokens)
         positive("temperature", self.temperature)
+
+
+@dataclass
+class ServeRewardConfig:
+    """A trained reward model served over HTTP with rlhf_lab's reward protocol (algorithm.reward_server)."""
+
+    model: str = doc(MISSING, "The reward model: an algorithm=rm run directory (its model/) or a saved model folder.")
+    host: str = doc("127.0.0.1", "Address to listen on; 0.0.0.0 listens on every interface.")
+    port: int = doc(8000, "Port to listen on; 0 = any free port (printed at start).")
+    batch_size: int = doc(16, "Answers scored per forward pass.")
+
+    def __post_init__(self) -> None:
+        in_range("port", self.port, 0, 65535)
+        positive("batch_size", self.batch_size)

@@ -14,4 +14,13 @@ def check_reward_specs(cfg: Any) -> None:
 
 
 def build_rewards(cfg: Any) -> list[NamedReward]:
-    return [NamedReward(name, fn) for name, fn in resolve_all(cfg)]
+    """reward_funcs, then the reward server (the reward model, when there is one, is the trainer's to add)."""
+    rewards = [NamedReward(name, fn) for name, fn in resolve_all(cfg)]
+    if cfg.reward_server is not None:
+        from rlhf_lab.rewards.http import Retrying
+        from rlhf_lab.rewards.remote import RewardServer
+
+        policy = Retrying(cfg.reward_server_timeout, cfg.reward_server_retries, backoff=1.0)
+        server = RewardServer(cfg.reward_server, policy, cfg.reward_server_concurrency, cfg.reward_server_batch_size)
+        rewards.append(NamedReward("reward_server", server))
+    return rewards

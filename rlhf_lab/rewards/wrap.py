@@ -32,6 +32,8 @@ class NamedReward:
         texts = [completion_text(c) for c in completions]
         try:
             values = self.fn(completions=texts, prompts=prompts, completion_ids=completion_ids, **kwargs)
+        except RewardError:
+            raise  # already one line naming the reward (a remote reward the service refused)
         except Exception as exc:  # noqa: BLE001 - any failure of user code is reported with its row
             row = self._failing_row(texts, prompts, completion_ids, kwargs)
             where = f" on row {sources[row]} (answer {texts[row][:60]!r})" if row is not None else ""

@@ -21,7 +21,8 @@ FILE = "run_fingerprint.json"
 # The config groups whose settings decide the trained weights (logger and objective do not).
 GROUPS = ("algorithm", "model", "tuner", "dataset", "distributed", "train")
 # Keys of those groups that do not: how often and where the run records itself, how it is evaluated, how long it runs,
-# and where the processes of a multi-node run meet (a requeued SLURM job gets other hosts).
+# where the processes of a multi-node run meet (a requeued SLURM job gets other hosts), and where and how a reward
+# server is reached (a restarted server may come back on another host or port).
 NOT_TRAINING = frozenset(
     {
         "train.resume",
@@ -36,6 +37,11 @@ NOT_TRAINING = frozenset(
         "distributed.node_rank",
         "distributed.master_addr",
         "distributed.master_port",
+        "algorithm.reward_server",
+        "algorithm.reward_server_timeout",
+        "algorithm.reward_server_retries",
+        "algorithm.reward_server_concurrency",
+        "algorithm.reward_server_batch_size",
     }
 )
 # Files Hydra writes into the run directory before a job starts (they belong to whichever command ran last).

@@ -59,6 +59,14 @@ def check_models(run) -> None:
         source = resolve_source(path, key=key)
         if source.kind == "hub":
             check_hub_model(source.location, key, run.model.revision if key == "model.name_or_path" else None)
+    for key, url in run.algorithm.service_urls().items():
+        why = unreachable(url)
+        if why:
+            raise ConfigError(
+                f"algorithm.{key}",
+                f"{url} cannot be reached ({why}); start the server first (e.g. python -m rlhf_lab serve-reward "
+                "model=RM_RUN port=...) or fix the URL",
+            )
 
 
 _WANDB_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "disabled"}

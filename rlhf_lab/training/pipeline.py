@@ -11,7 +11,7 @@ from rlhf_lab.config.run import Run
 from rlhf_lab.data.images import has_images
 from rlhf_lab.data.lengths import check_lengths
 from rlhf_lab.data.load import load_splits, write_dropped
-from rlhf_lab.errors import ConfigError, Interrupted, ModelError
+from rlhf_lab.errors import ConfigError, Interrupted, ModelError, RewardServiceDown
 from rlhf_lab.runtime import fingerprint
 from rlhf_lab.runtime.interrupts import STOP, training_phase
 from rlhf_lab.runtime.ranks import is_main
@@ -104,7 +104,10 @@ def _train(run: Run) -> dict:
 
         t_train = time.time()
         with training_phase():
-            output = train_from(trainer, resume_from)
+            try:
+                output = train_from(trainer, resume_from)
+            except RewardServiceDown as e:
+                raise RewardServiceDown(f"{e}; {checkpoint_after_failure(trainer, run)}") from None
         train_seconds = time.time() - t_train
         if stop.stopped:
             checkpoint = run.run_dir / "checkpoints" / f"checkpoint-{trainer.state.global_step}"
@@ -257,6 +260,17 @@ def note_resume(run: Run) -> None:
         if run.resume.path:
             log.info("resuming from %s (step %d)", run.resume.path, run.resume.step)
     barrier()
+
+
+def checkpoint_after_failure(trainer, run: Run) -> str:
+    """Save the training as it stands after its last finished step (every process takes part), and say where."""
+    step = trainer.state.global_step
+    if step == 0:
+        return "no training step had finished, so nothing was saved; run the same command again once it answers"
+    folder = run.run_dir / "checkpoints" / f"checkpoint-{step}"
+    if not folder.is_dir():
+        trainer._save_checkpoint(trainer.model, None)
+    return f"training stopped after step {step} with a checkpoint in {folder}; the same command resumes from it"
 
 
 def train_from(trainer, checkpoint: str | None):

@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import torch
 
-ESTIMATORS = ("grpo", "rloo", "reinforce_plus_plus")
-# ms-swift's defaults per estimator: how rewards are scaled, and whether the KL penalty moves into the reward.
-DEFAULT_SCALE = {"grpo": "group", "rloo": "none", "reinforce_plus_plus": "batch"}
-DEFAULT_KL_IN_REWARD = {"grpo": False, "rloo": True, "reinforce_plus_plus": True}
 EPS = 1e-4
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
-from rlhf_lab.algorithms.grpo.advantages import DEFAULT_KL_IN_REWARD, DEFAULT_SCALE, ESTIMATORS
 from rlhf_lab.config.checks import in_range, one_of, positive
 from rlhf_lab.config.distributed import WHOLE_MODEL_BACKENDS
 from rlhf_lab.config.fields import doc
@@ -15,6 +14,11 @@ from rlhf_lab.errors import ConfigError
 
 # Every policy loss TRL 1.16's GRPOTrainer implements.
 GRPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
+# Advantage estimators (formulas: algorithms/grpo/advantages.py) and ms-swift's defaults for each: how rewards are
+# scaled, and whether the KL penalty moves into the reward.
+ESTIMATORS = ("grpo", "rloo", "reinforce_plus_plus")
+DEFAULT_SCALE = {"grpo": "group", "rloo": "none", "reinforce_plus_plus": "batch"}
+DEFAULT_KL_IN_REWARD = {"grpo": False, "rloo": True, "reinforce_plus_plus": True}
 # Losses normalised per token over the batch: a sequence-level importance weight is meaningless for them.
 _TOKEN_LEVEL_LOSSES = ("bnpo", "dr_grpo", "dapo", "cispo")
 

@@ -13,6 +13,7 @@ from rlhf_lab.algorithms.contract import LabTrainer
 from rlhf_lab.algorithms.grpo import dynamic_sampling as ds
 from rlhf_lab.algorithms.grpo.advantages import advantages as estimate_advantages
 from rlhf_lab.errors import ConfigError
+from rlhf_lab.rewards.remote import stop_if_down
 from rlhf_lab.rewards.total import weighted_total
 
 log = logging.getLogger("rlhf_lab")
@@ -57,6 +58,8 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # A reward service that stayed down stops every process here, before its missing rewards are trained on.
+        stop_if_down(self.reward_funcs)
         # Gathered over processes; keep this process's rows, weighted and summed as TRL does for advantages.
         local = slice(
             self.accelerator.process_index * len(prompts), (self.accelerator.process_index + 1) * len(prompts)

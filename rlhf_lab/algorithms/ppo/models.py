@@ -9,6 +9,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
+from rlhf_lab.rewards.remote import stop_if_down
 from rlhf_lab.rewards.total import weighted_total
 
 
@@ -105,6 +106,7 @@ class RewardScorer:
         for func in self.funcs:
             values = func(prompts=prompts, completions=completions, completion_ids=completion_ids, **columns)
             per.append(torch.tensor([float("nan") if v is None else v for v in values]))
+        stop_if_down(self.funcs)  # a reward service that stayed down: stop before its missing rewards are used
         if self.reward_model is not None:
             per.append(self.model_scores(prompts, texts))
         table = torch.stack(per, dim=1)
