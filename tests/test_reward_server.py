@@ -11,7 +11,7 @@ import sys
 import urllib.request
 
 import pytest
-from conftest import GRPO_TINY, ROOT, logged_metrics, read_summary, run_cli
+from conftest import GRPO_TINY, ROOT, TINY, logged_metrics, read_summary, run_cli
 from helpers.reward_servers import Script, chat_reply, start
 
 from rlhf_lab.errors import ConfigError, RewardError
@@ -219,3 +219,24 @@ def test_serve_reward_answers_with_the_reward_models_own_scores(tmp_path, tiny_m
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err[-2000:]
     assert "stopped after scoring 2 answers" in out
+
+
+def test_ppo_scores_with_a_reward_server(tmp_path, tiny_model_dir, serve):
+    script = Script()
+    proc = run_cli(
+        [
+            *TINY,
+            "algorithm=ppo",
+            "dataset=arith_math",
+            "algorithm.max_completion_length=8",
+            "algorithm.reward_funcs=[]",
+            f"algorithm.reward_server={serve(script)}",
+            "train.max_steps=1",
+            f"hydra.run.dir={tmp_path}/run",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = read_summary(tmp_path / "run")["eval_after"]
+    assert after["reward/reward_server"] > 0 and after["score"] == pytest.approx(after["reward/reward_server"])
+    assert script.requests
