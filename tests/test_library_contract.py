@@ -20,6 +20,12 @@ TRL
   trl.GRPOTrainer._get_per_token_logps_and_entropies -- algorithms/grpo/trainer.py -- call (model, input_ids,
       attention_mask, logits_to_keep, batch_size=) -> (logps, entropies, ...) for kl_in_reward
   trl.GRPOTrainer.beta / num_generations_eval -- algorithms/grpo/trainer.py -- read (beta also written)
+  trl.GRPOTrainer.environments -- algorithms/grpo/trainer.py -- write (score_answers hands the held-out answers'
+      environments to _calculate_rewards, whose environment rewards read it)
+  trl.chat_template_utils.qwen3_template -- models/tool_template.py -- read (the <tool_call> JSON response parser
+      set on ChatML tokenizers given rlhf_lab's tool template)
+  trl.chat_template_utils.supports_tool_calling / add_response_schema -- models/tool_template.py -- call (tokenizer)
+  trl.chat_template_utils.parse_response -- evaluation/tool_use.py -- call (tokenizer, ids, prefix=, tools=)
   trl.GRPOTrainer._metrics -- algorithms/grpo/trainer.py -- write (_metrics["train"][name].append)
   trl.GRPOTrainer.reward_weights -- algorithms/grpo/trainer.py -- read (tensor)
   trl.GRPOTrainer.num_generations -- algorithms/grpo/trainer.py -- read
@@ -570,6 +576,41 @@ for attr in ("loss_type", "cpo_alpha"):
 
 
 # TRL: the fused LM head and internal modules ----------------------------------------------------------------------
+
+
+@contract("trl.GRPOTrainer.environments")
+def _(label):
+    where = "rlhf_lab/algorithms/grpo/trainer.py sets it for the held-out answers' environment rewards"
+    cls = load("trl.GRPOTrainer", where)
+    expect_attribute(cls, "environments", label, where)
+    assert reads_self(cls._calculate_rewards, "environments"), (
+        f"{label} is no longer what _calculate_rewards hands the environment rewards: {where}"
+    )
+
+
+@contract("trl.chat_template_utils.qwen3_template")
+def _(label):
+    where = "rlhf_lab/models/tool_template.py reads tool calls in the <tool_call> JSON form with it"
+    template = load("trl.chat_template_utils.qwen3_template", where)
+    assert isinstance(template, dict) and template.get("start_anchor") == "<|im_start|>assistant\n", (
+        f"{label} no longer anchors on ChatML's assistant header: {where}"
+    )
+    assert template["fields"]["tool_calls"]["open"] == "<tool_call>", f"{label} no longer opens on <tool_call>: {where}"
+
+
+@contract("trl.chat_template_utils.parse_response")
+def _(label):
+    where = "rlhf_lab/evaluation/tool_use.py parses the held-out answers' tool calls with it"
+    expect_params(
+        load("trl.chat_template_utils.parse_response", where), ["tokenizer", "ids", "prefix", "tools"], label, where
+    )
+    for name in ("supports_tool_calling", "add_response_schema"):
+        expect_params(
+            load(f"trl.chat_template_utils.{name}", "rlhf_lab/models/tool_template.py calls it"),
+            ["processing_class"],
+            f"trl.chat_template_utils.{name}",
+            "rlhf_lab/models/tool_template.py calls it",
+        )
 
 
 @contract("trl.trainer.utils._use_triton")

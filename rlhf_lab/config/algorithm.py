@@ -29,6 +29,9 @@ class AlgorithmConfig:
         """Rules that involve other groups (e.g. the batch size); parts maps group name -> schema object.
         Raise ConfigError with the full dotted key."""
 
+    def prepare_tokenizer(self, tokenizer, model_name: str) -> None:
+        """Adapt the loaded tokenizer to the algorithm before the model loads (e.g. a chat template for tools)."""
+
     def check_data(self, rows: list[dict]) -> None:
         """Rules on the loaded rows that depend on the settings (e.g. a column a reward reads); raise DataError.
         Runs before any model loads."""

@@ -71,7 +71,7 @@ class RewardOptions(AlgorithmConfig):
 
     def __post_init__(self) -> None:
         positive("max_completion_length", self.max_completion_length)
-        if not self.reward_funcs and self.reward_model is None and self.reward_server is None:
+        if not self.reward_funcs and self.reward_model is None and self.reward_server is None and not self.own_reward:
             raise ConfigError(
                 "reward_funcs",
                 f"{self.name.upper()} needs at least one reward: list reward functions (e.g. "
@@ -116,6 +116,11 @@ class RewardOptions(AlgorithmConfig):
             raise ConfigError(
                 "repetition_max_penalty", f"is a penalty, so must be <= 0, got {self.repetition_max_penalty}"
             )
+
+    @property
+    def own_reward(self) -> bool:
+        """Whether something besides the reward settings may score answers (checked with the run)."""
+        return False
 
     @property
     def soft_length(self) -> int:

@@ -13,10 +13,12 @@ import torch
 from rlhf_lab.config.run import Run
 
 
-def _encode(tokenizer, processor, prompts: list[list[dict]], images: list[list] | None):
+def _encode(tokenizer, processor, prompts: list[list[dict]], images: list[list] | None, tools=None):
     """Left-padded prompt batch; with a processor, the images' pixels and expanded image tokens too."""
     if processor is None:
-        chunk = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+        chunk = [
+            tokenizer.apply_chat_template(p, tools=tools, tokenize=False, add_generation_prompt=True) for p in prompts
+        ]
         return tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     chunk = [processor.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
     flat = [image for row in images for image in row]
@@ -40,9 +42,10 @@ def generate_answers(
     bf16: bool,
     processor=None,
     images: list[list] | None = None,
+    tools: list | None = None,
 ):
     """Greedy answers: (texts, token ids up to and including the first end-of-sequence token).
-    With a processor, `images` holds each prompt's decoded images."""
+    With a processor, `images` holds each prompt's decoded images; `tools` are rendered into the prompts."""
     from rlhf_lab.evaluation.preference import evaluating
 
     stop = {tokenizer.eos_token_id, tokenizer.pad_token_id}
@@ -56,7 +59,7 @@ def generate_answers(
     with evaluating(model) as device:
         for start in range(0, len(prompts), batch_size):
             chunk_images = images[start : start + batch_size] if images is not None else None
-            enc = _encode(tokenizer, processor, prompts[start : start + batch_size], chunk_images).to(device)
+            enc = _encode(tokenizer, processor, prompts[start : start + batch_size], chunk_images, tools).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out = model.generate(
                     **enc,
@@ -102,14 +105,36 @@ class HeldOutAnswers:
 class HeldOutReward(HeldOutAnswers):
     def evaluate(self, model) -> dict:
         prompts = [row["prompt"] for row in self.rows]
-        texts, ids = self.answers(model)
-        completions = [[{"role": "assistant", "content": t}] for t in texts]
-        total, per_func = self.trainer.score_answers(self.rows, prompts, completions, ids)
+        environments, extra = None, {}
+        if self.run.algorithm.uses_tools:
+            completions, ids, environments, extra = self.tool_answers(model)
+        else:
+            texts, ids = self.answers(model)
+            completions = [[{"role": "assistant", "content": t}] for t in texts]
+        total, per_func = self.trainer.score_answers(self.rows, prompts, completions, ids, environments)
         result = {"reward": total.mean().item()}
         for i, name in enumerate(self.trainer.reward_func_names):
             result[f"reward/{name}"] = torch.nanmean(per_func[:, i]).item()
         result["completion_length"] = sum(map(len, ids)) / len(ids)
-        return result
+        return {**result, **extra}
+
+    def tool_answers(self, model):
+        from rlhf_lab.algorithms.grpo.tools import resolve_environment, resolve_tools
+        from rlhf_lab.evaluation.tool_use import tool_answers
+
+        cfg = self.run.algorithm
+        factory = resolve_environment(cfg.environment)[1] if cfg.environment is not None else None
+        return tool_answers(
+            model,
+            self.tokenizer,
+            self.rows,
+            resolve_tools(cfg.tools),
+            factory,
+            self.max_new_tokens,
+            cfg.max_turns,
+            self.batch_size,
+            self.bf16,
+        )
 
 
 class HeldOutScore(HeldOutAnswers):

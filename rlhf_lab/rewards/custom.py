@@ -29,7 +29,8 @@ def _key(i: int) -> str:
     return f"algorithm.reward_funcs[{i}]"
 
 
-def _import(path: str, key: str) -> Any:
+def import_dotted(path: str, key: str, what: str = "reward") -> Any:
+    """The object at `pkg.module.name` or `pkg.module:name` (rewards, tools, environments); ConfigError if none."""
     module_name, sep, attr = path.partition(":")
     if not sep:
         module_name, _, attr = path.rpartition(".")
@@ -37,7 +38,7 @@ def _import(path: str, key: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise ConfigError(
-            key, f"cannot import {module_name!r} for reward {path!r} ({e}); is it on PYTHONPATH?"
+            key, f"cannot import {module_name!r} for {what} {path!r} ({e}); is it on PYTHONPATH?"
         ) from None
     try:
         return getattr(module, attr)
@@ -45,7 +46,8 @@ def _import(path: str, key: str) -> Any:
         raise ConfigError(key, f"module {module_name!r} has no {attr!r}") from None
 
 
-def _instantiate(spec: dict, key: str) -> Any:
+def instantiate_spec(spec: dict, key: str) -> Any:
+    """A {_target_: ..., ...} object built by Hydra; ConfigError naming the key if it cannot be."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -97,10 +99,10 @@ def resolve(spec: Any, i: int, cfg: Any) -> tuple[str, Callable]:
                 f"unknown reward {spec!r}; {hint}built-in: {', '.join(BUILTIN)}; or give a dotted path "
                 "(my_pkg.rewards.fn) or a {_target_: ...} object",
             )
-        target = _import(spec, key)
+        target = import_dotted(spec, key)
         reward = target() if inspect.isclass(target) else target
     elif isinstance(spec, dict) and "_target_" in spec:
-        reward = _instantiate(spec, key)
+        reward = instantiate_spec(spec, key)
     else:
         raise ConfigError(key, f"expected a reward name, a dotted path or a {{_target_: ...}} object, got {spec!r:.80}")
     check_signature(reward, key)

@@ -12,9 +12,14 @@ from rlhf_lab.errors import RewardError
 
 
 def completion_text(completion: Any) -> str:
-    """TRL hands conversational answers as [{'role': 'assistant', 'content': ...}]; rewards get the text."""
+    """TRL hands conversational answers as [{'role': 'assistant', 'content': ...}] (with tools, the assistant's turns
+    between the tools' results); rewards get the model's own text, its turns joined by newlines."""
     if isinstance(completion, list):
-        return "".join(m["content"] for m in completion if isinstance(m.get("content"), str))
+        return "\n".join(
+            m["content"]
+            for m in completion
+            if m.get("role", "assistant") == "assistant" and isinstance(m.get("content"), str) and m["content"]
+        )
     return completion
 
 

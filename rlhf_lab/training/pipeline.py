@@ -219,7 +219,9 @@ def load_processing(run: Run) -> tuple:
     from rlhf_lab.models.load import load_processor, load_tokenizer
 
     processor = load_processor(run.model)
-    return processor, processor.tokenizer if processor is not None else load_tokenizer(run.model)
+    tokenizer = processor.tokenizer if processor is not None else load_tokenizer(run.model)
+    run.algorithm.prepare_tokenizer(tokenizer, run.model.name_or_path)
+    return processor, tokenizer
 
 
 def load_inputs(run: Run, splits, bf16: bool, processing: tuple | None = None, lazy=None) -> TrainInputs:

@@ -43,6 +43,7 @@ def trl_args(run: Run, bf16: bool):
         mask_truncated_completions=cfg.overlong_filter,
         use_vllm=cfg.use_vllm,
         log_completions=cfg.log_completions,
+        max_tool_calling_iterations=cfg.tool_iterations,
         # Prompts and answers are read from the dataset's own columns; keep the reward columns.
         remove_unused_columns=False,
         **vllm,
@@ -71,6 +72,13 @@ def build(run: Run, inputs: TrainInputs):
         from rlhf_lab.vision.batches import pixel_bounds
 
         kwargs["image_bounds"] = pixel_bounds(run)
+    tools = {}
+    if cfg.uses_tools:
+        from rlhf_lab.algorithms.grpo.tools import resolve_environment, resolve_tools
+
+        tools["tools"] = resolve_tools(cfg.tools)
+        if cfg.environment is not None:
+            tools["environment_factory"] = resolve_environment(cfg.environment)[1]
     trainer = LabGRPOTrainer(
         reward_funcs=rewards,
         reward_processing_classes=processing,
@@ -80,6 +88,7 @@ def build(run: Run, inputs: TrainInputs):
         generation_copy=use_generation_copy(run, inputs),
         advantage_estimator=cfg.advantage_estimator,
         kl_in_reward=cfg.kl_in_reward,
+        **tools,
         **kwargs,
     )
     # GRPO tokenizes prompts when it generates: read per batch, its rows only need decoding.

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from typing import Any
 
 from rlhf_lab.config.checks import in_range, one_of, positive
 from rlhf_lab.config.distributed import WHOLE_MODEL_BACKENDS
-from rlhf_lab.config.fields import doc
+from rlhf_lab.config.fields import doc, doc_factory
 from rlhf_lab.config.rewards import RewardOptions
 from rlhf_lab.errors import ConfigError
 
@@ -72,6 +73,15 @@ class GRPOConfig(RewardOptions):
         False, "DAPO's dynamic sampling: drop groups with all-equal rewards and refill the batch from further prompts."
     )
     max_resample_times: int = doc(3, "Most extra generation rounds per batch that dynamic_sample may run.")
+    tools: list[Any] = doc_factory(
+        list, "Functions the model may call while answering: dotted paths or {_target_} objects (see README, Tools)."
+    )
+    environment: Any | None = doc(
+        None, "An environment class (dotted path or {_target_}): its methods are tools, reset(**row) starts an answer."
+    )
+    max_turns: int | None = doc(
+        None, "With tools: most model turns per answer (tools run at most max_turns - 1 times); null = no limit."
+    )
     use_vllm: bool = doc(False, "Generate with vLLM (CUDA GPUs) instead of transformers.")
     vllm_mode: str = doc("colocate", "colocate: vLLM shares the training GPUs; server: talk to `trl vllm-serve`.")
     vllm_server_host: str = doc("127.0.0.1", "Host of the vLLM server (vllm_mode=server).")
@@ -133,7 +143,26 @@ class GRPOConfig(RewardOptions):
         positive("sapo_temperature_neg", self.sapo_temperature_neg)
         positive("max_resample_times", self.max_resample_times, allow_zero=True)
         _vllm_check(self.use_vllm, self.vllm_mode)
+        if self.max_turns is not None:
+            positive("max_turns", self.max_turns)
+            if not self.uses_tools:
+                raise ConfigError(
+                    "max_turns", "limits tool-calling turns, but no algorithm.tools or algorithm.environment is set"
+                )
         in_range("vllm_gpu_memory_utilization", self.vllm_gpu_memory_utilization, 0.0, 1.0)
+
+    @property
+    def uses_tools(self) -> bool:
+        return bool(self.tools) or self.environment is not None
+
+    @property
+    def own_reward(self) -> bool:
+        return self.environment is not None  # its get_reward, checked in check_run
+
+    @property
+    def tool_iterations(self) -> int | None:
+        """TRL's max_tool_calling_iterations: tool rounds after the first turn."""
+        return None if self.max_turns is None else self.max_turns - 1
 
     def generation_copy_blocker(self, tuner: str, backend: str) -> str | None:
         """Why the generation copy cannot be used with this tuner and engine; None when it can."""
@@ -145,12 +174,22 @@ class GRPOConfig(RewardOptions):
             return f"it needs the whole policy in each process, not distributed={backend}"
         return None
 
+    def prepare_tokenizer(self, tokenizer, model_name: str) -> None:
+        if self.uses_tools:
+            from rlhf_lab.models.tool_template import prepare_for_tools
+
+            prepare_for_tools(tokenizer, model_name)
+
     def check_data(self, rows: list[dict]) -> None:
         super().check_data(rows)
         from rlhf_lab.data.images import has_images
 
         if self.generation_copy == "on" and has_images(rows):
             raise ConfigError("algorithm.generation_copy", "cannot be on with image rows; use auto or off")
+        if self.uses_tools and has_images(rows):
+            raise ConfigError(
+                "algorithm.tools", "tool calling is not supported with image rows yet; use text rows, or no tools"
+            )
         if self.kl_in_reward and has_images(rows):
             raise ConfigError(
                 "algorithm.kl_in_reward",
@@ -160,6 +199,24 @@ class GRPOConfig(RewardOptions):
 
     def check_run(self, parts: dict) -> None:
         super().check_run(parts)
+        from rlhf_lab.algorithms.grpo.tools import owns_reward, resolve_environment, resolve_tools
+
+        # Tools and the environment are imported and checked here, as the rewards are, before any model loads.
+        names = [t.__name__ for t in resolve_tools(self.tools)]
+        if self.environment is not None:
+            from rlhf_lab.algorithms.grpo.tools import environment_tools
+
+            cls, _ = resolve_environment(self.environment)
+            clash = sorted(set(names) & set(environment_tools(cls)))
+            if clash:
+                raise ConfigError("algorithm.tools", f"{clash[0]!r} is both a tool and a method of the environment")
+            others = self.reward_funcs or self.reward_model or self.reward_server
+            if not others and not owns_reward(self.environment):
+                raise ConfigError(
+                    "algorithm.reward_funcs",
+                    f"GRPO needs at least one reward: the environment {cls.__name__!r} has no get_reward(), so list "
+                    "reward functions, or give algorithm.reward_model / algorithm.reward_server",
+                )
         train, world = parts["train"], parts["distributed"].nproc_per_node * parts["distributed"].nnodes
         batch = train.per_device_train_batch_size * train.gradient_accumulation_steps * world
         if batch % self.num_generations:

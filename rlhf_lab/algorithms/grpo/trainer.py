@@ -72,11 +72,15 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
         self._last_gathered_rewards = gathered
         return rewards_per_func
 
-    def score_answers(self, rows: list[dict], prompts, completions, completion_ids) -> tuple:
+    def score_answers(self, rows: list[dict], prompts, completions, completion_ids, environments=None) -> tuple:
         """(total reward per answer, each reward per answer) by the training's own scoring: the same reward functions,
-        reward model and weights. TRL gathers the answers of every process (all of them call this together, on the
-        same held-out rows)."""
-        per_reward = self._calculate_rewards(rows, prompts, completions, completion_ids).cpu()
+        reward model and weights (and the environments' own rewards, given the answers' environments). TRL gathers the
+        answers of every process (all of them call this together, on the same held-out rows)."""
+        training_environments, self.environments = self.environments, environments
+        try:
+            per_reward = self._calculate_rewards(rows, prompts, completions, completion_ids).cpu()
+        finally:
+            self.environments = training_environments
         return weighted_total(per_reward, self.reward_weights.cpu()), per_reward
 
     def _with_images(self, inputs: list[dict]) -> list[dict]:

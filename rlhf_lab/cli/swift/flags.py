@@ -240,6 +240,7 @@ FLAGS: dict[str, Flag] = {
             "scale_rewards",
             "advantage_estimator",
             "kl_in_reward",
+            "max_turns",
             "dynamic_sample",
             "max_resample_times",
             "overlong_filter",

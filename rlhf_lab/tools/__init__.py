@@ -1,0 +1,1 @@
+"""Tools a policy may call while it answers (algorithm.tools)."""
