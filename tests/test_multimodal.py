@@ -395,3 +395,71 @@ def test_a_bad_image_row_stops_the_cli_with_one_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"data error: {path}:2: field 'images[0]': image file not found: {tmp_path}/b.png")
+
+
+# ---- GKD on images: student and teacher both see the pictures ---------------------------------------------------
+
+GKD_VL = [
+    *VL_TINY,
+    "algorithm=gkd",
+    "algorithm.teacher_model=tiny_vl",
+    "model.num_hidden_layers=1",  # a one-layer student of the two-layer teacher
+    "algorithm.max_completion_length=6",
+]
+
+
+def test_gkd_loss_on_images_is_trls_divergence_with_the_images_in_both_forwards(compose, tmp_path, tiny_vl_dir):
+    from conftest import build_trainer, move_off_reference
+    from trl.experimental.gkd import GKDTrainer
+
+    from rlhf_lab.vision.batches import image_inputs
+
+    trainer = build_trainer(compose, tmp_path, [*GKD_VL, "algorithm.lmbda=0", "train.bf16=false"])
+    move_off_reference(trainer.model)  # the student differs from the teacher (LoRA starts at zero)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "pixel_values" in batch and (batch["labels"] != -100).any()
+    trainer.model.eval()
+    loss = trainer.compute_loss(trainer.model, batch)
+    text = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    images = image_inputs(batch, batch["input_ids"].size(1))
+    with torch.no_grad():
+        student = trainer.model(**text, **images).logits[:, :-1]
+        teacher = trainer.teacher_model(**text, **images).logits[:, :-1]
+        other = {**images, "pixel_values": torch.zeros_like(images["pixel_values"])}
+        other_picture = trainer.model(**text, **other).logits[:, :-1]
+    expected = GKDTrainer.generalized_jsd_loss(student, teacher, labels=batch["labels"][:, 1:], beta=0.5)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4) and loss.item() > 0
+    # the answers' tokens only: prompts (image tokens included) are not distilled
+    prompt_width = batch["prompts"].size(1)
+    assert (batch["labels"][:, :prompt_width] == -100).all()
+    # the picture reaches the answer's logits: another picture, other predictions
+    answer = batch["labels"][:, 1:] != -100
+    assert (student[answer] - other_picture[answer]).abs().max().item() > 1e-4
+
+
+@pytest.fixture(scope="module")
+def gkd_vision_runs(tmp_path_factory, tiny_vl_dir):
+    tmp = tmp_path_factory.mktemp("gkd_vl")
+    proc = run_cli(
+        ["-m", *GKD_VL, "algorithm.lmbda=0,1", "algorithm.seq_kd=false,true", f"hydra.sweep.dir={tmp}/sweep"],
+        cwd=tmp,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {int(p.name): read_summary(p) for p in (tmp / "sweep").iterdir() if p.name.isdigit()}
+
+
+def test_gkd_trains_on_images_off_policy_on_policy_and_on_teacher_answers(gkd_vision_runs):
+    # jobs: 0 lmbda=0 (dataset answers), 1 lmbda=0 seq_kd (teacher answers), 2 lmbda=1 (student answers), 3 lmbda=1 seq_kd
+    sources = {job: s["batch_sources"] for job, s in gkd_vision_runs.items()}
+    assert sources[0] == {"dataset": 2, "teacher": 0, "student": 0}
+    assert sources[1] == {"dataset": 0, "teacher": 2, "student": 0}
+    assert sources[2]["student"] == 2 and sources[3]["student"] == 2
+    for s in gkd_vision_runs.values():
+        assert s["status"] == "completed"
+        assert s["eval_before"]["divergence"] > 0 and math.isfinite(s["eval_after"]["divergence"])
+
+
+def test_gkd_with_a_text_teacher_on_image_rows_is_one_line(tmp_path, tiny_vl_dir, tiny_model_dir):
+    proc = run_cli([*GKD_VL, "algorithm.teacher_model=tiny", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "is a text-only model, but the rows have images" in proc.stderr.strip().splitlines()[-1]

@@ -126,6 +126,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         data_format="sft",
         builder="rlhf_lab.algorithms.gkd.build:build",
         evaluation="rlhf_lab.evaluation.distill:TeacherDivergence",
+        images=True,
         held_out_metric=("divergence",),
         lower_is_better=True,
     ),

@@ -32,11 +32,31 @@ class TeacherDivergence:
         self.batch_size = run.train.per_device_eval_batch_size
         self.pad_id = tokenizer.pad_token_id
         self.teacher = trainer.teacher_model
-        self.sequences = [
-            tokenize_pair_side(tokenizer, r["messages"][:-1], r["messages"][-1:], run.train.max_length)
-            for r in rows
-            if r["has_answer"]
-        ]
+        answered = [r for r in rows if r["has_answer"]]
+        self.collator = self.sequences = None
+        if trainer.vision:  # the images go into both models' forwards, as in training
+            from rlhf_lab.vision.batches import distill_collator, pixel_bounds
+
+            self.collator = distill_collator(
+                trainer.processing_class, answered, pixel_bounds(run), run.train.max_length
+            )
+        else:
+            self.sequences = [
+                tokenize_pair_side(tokenizer, r["messages"][:-1], r["messages"][-1:], run.train.max_length)
+                for r in answered
+            ]
+
+    def batches(self):
+        """(token ids, attention mask, answer-token mask, image inputs) per batch of held-out answers."""
+        if self.collator is None:
+            for ids, attention, answer in padded_batches(self.sequences, self.batch_size, self.pad_id):
+                yield ids, attention, answer, {}
+            return
+        from rlhf_lab.vision.batches import batches, image_inputs
+
+        for batch in batches(self.collator, self.batch_size):
+            ids = batch["input_ids"]
+            yield ids, batch["attention_mask"], batch["labels"] != -100, image_inputs(batch, ids.size(1))
 
     @torch.inference_mode()
     def evaluate(self, model) -> dict:
@@ -45,11 +65,12 @@ class TeacherDivergence:
         device = next(model.parameters()).device
         sums = {"divergence": 0.0, "forward_kl": 0.0, "nll": 0.0}
         tokens = 0
-        for ids, attention, answer in padded_batches(self.sequences, self.batch_size, self.pad_id):
+        for ids, attention, answer, images in self.batches():
             ids, attention, answer = ids.to(device), attention.to(device), answer.to(device)
+            images = {k: v.to(device) for k, v in images.items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                student = model(input_ids=ids, attention_mask=attention).logits[:, :-1]
-                teacher = self.teacher(input_ids=ids, attention_mask=attention).logits[:, :-1]
+                student = model(input_ids=ids, attention_mask=attention, **images).logits[:, :-1]
+                teacher = self.teacher(input_ids=ids, attention_mask=attention, **images).logits[:, :-1]
             mask = answer[:, 1:]
             # Only answer positions are scored: select them before the full-vocabulary softmaxes.
             student, teacher, targets = student[mask], teacher[mask], ids[:, 1:][mask]

@@ -110,14 +110,15 @@ def _truncated_config(path: str, cfg: ModelConfig):
 
     with _explained(cfg.name_or_path):
         config = AutoConfig.from_pretrained(path, trust_remote_code=cfg.trust_remote_code, revision=cfg.revision)
-    if cfg.num_hidden_layers > config.num_hidden_layers:
+    text = config.get_text_config()  # a vision-language model's language model (the config itself otherwise)
+    if cfg.num_hidden_layers > text.num_hidden_layers:
         raise ModelError(
             f"model.num_hidden_layers={cfg.num_hidden_layers} but {cfg.name_or_path} has only "
-            f"{config.num_hidden_layers} layers"
+            f"{text.num_hidden_layers} layers"
         )
-    config.num_hidden_layers = cfg.num_hidden_layers
-    if getattr(config, "layer_types", None):  # per-layer attention kinds (Qwen3, Gemma) must match the count
-        config.layer_types = config.layer_types[: cfg.num_hidden_layers]
+    text.num_hidden_layers = cfg.num_hidden_layers
+    if getattr(text, "layer_types", None):  # per-layer attention kinds (Qwen3, Gemma) must match the count
+        text.layer_types = text.layer_types[: cfg.num_hidden_layers]
     return config
 
 

@@ -41,3 +41,24 @@ def calculate(expression: str) -> str:
         raise ValueError(f"{expression!r} is not an arithmetic expression") from None
     value = _value(tree.body)
     return str(int(value)) if float(value).is_integer() else f"{value:.6g}"
+
+
+class CalculatorEnvironment:
+    """The calculator as an environment (algorithm.environment): each problem's prompt ends with an example call, so
+    that a small model that has never seen a tool call writes some and GRPO can reinforce the ones that help."""
+
+    HINT = (
+        "\nFirst call the calculate tool, like this:\n<tool_call>\n"
+        '{"name": "calculate", "arguments": {"expression": "4 + 9"}}\n</tool_call>'
+    )
+
+    def reset(self, **row) -> str:
+        return self.HINT
+
+    def calculate(self, expression: str) -> str:
+        """Evaluate an arithmetic expression and return its value.
+
+        Args:
+            expression: The arithmetic to do, for example "12 + 7" or "(3 + 4) * 2".
+        """
+        return calculate(expression)

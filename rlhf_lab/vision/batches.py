@@ -53,6 +53,82 @@ def pair_collator(processor, rows: list[dict], bounds: PixelBounds, max_length: 
     return RowsWithImages(rows, bounds, DataCollatorForVisionPreference(processor=processor, max_length=max_length))
 
 
+@dataclass
+class DistillBatch:
+    """GKD's batches of conversations with images: the prompt (left-padded, also kept alone as `prompts` for the
+    student or teacher to answer) followed by the answer (right-padded; the only labelled tokens), with the images'
+    pixels. Rows without an answer (seq_kd, lmbda=1) get an empty one: their answers are generated."""
+
+    processor: object
+    max_length: int | None = None
+
+    def __call__(self, rows: list[dict]) -> dict:
+        from trl.data_utils import apply_chat_template
+
+        texts = [
+            apply_chat_template(
+                {"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
+                if r["has_answer"]
+                else {"prompt": r["messages"]},
+                self.processor,
+            )
+            for r in rows
+        ]
+        images = [r[IMAGES] for r in rows]
+        prompts = self.processor(
+            images=images if any(images) else None,
+            text=[t["prompt"] for t in texts],
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+            add_special_tokens=False,
+        )
+        answers = self.processor.tokenizer(
+            [t.get("completion", "") for t in texts],
+            padding=True,
+            padding_side="right",
+            return_tensors="pt",
+            add_special_tokens=False,
+        )
+        input_ids = torch.cat([prompts["input_ids"], answers["input_ids"]], dim=1)
+        attention_mask = torch.cat([prompts["attention_mask"], answers["attention_mask"]], dim=1)
+        labelled = torch.cat([torch.zeros_like(prompts["attention_mask"]), answers["attention_mask"]], dim=1)
+        if self.max_length is not None:  # answers are cut, never prompts (their image tokens must stay whole)
+            keep = max(self.max_length, prompts["input_ids"].size(1))
+            input_ids, attention_mask, labelled = input_ids[:, :keep], attention_mask[:, :keep], labelled[:, :keep]
+        batch = {k: v for k, v in prompts.items() if k not in ("input_ids", "attention_mask")}
+        batch.update(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=input_ids.masked_fill(labelled == 0, -100),
+            prompts=prompts["input_ids"],
+            prompt_attention_mask=prompts["attention_mask"],
+        )
+        return batch
+
+
+def distill_collator(processor, rows: list[dict], bounds: PixelBounds, max_length: int | None) -> RowsWithImages:
+    return RowsWithImages(rows, bounds, DistillBatch(processor, max_length))
+
+
+_TEXT_KEYS = ("input_ids", "attention_mask", "labels", "prompts", "prompt_attention_mask")
+# Per-token marks of the image positions, laid out like the prompt.
+_PER_TOKEN = ("token_type_ids", "mm_token_type_ids")
+
+
+def image_inputs(batch: dict, length: int | None = None) -> dict:
+    """A DistillBatch's image inputs for a forward over `length` tokens (the prompt followed by an answer; None = the
+    prompt alone, for generation): per-token image marks are extended over the answer, which has no image."""
+    out = {}
+    for key, value in batch.items():
+        if key in _TEXT_KEYS:
+            continue
+        if key in _PER_TOKEN and length is not None and value.size(1) < length:
+            value = torch.cat([value, value.new_zeros(value.size(0), length - value.size(1))], dim=1)
+        out[key] = value
+    return out
+
+
 def with_margin(rows: list[dict], batch: dict) -> dict:
     """Reward models: the batch's per-pair margins (used when every row of the dataset has one, as in text runs)."""
     batch["margin"] = torch.tensor([float(r["margin"]) for r in rows])

@@ -30,10 +30,15 @@ def check_shared_vocabulary(student_tokenizer, teacher_tokenizer, student, teach
 
 
 def load_teacher(run: Run, inputs: TrainInputs):
-    from rlhf_lab.models.load import load_causal_lm, load_tokenizer
+    from rlhf_lab.models.load import is_vision_model, load_causal_lm, load_tokenizer
 
     cfg: GKDConfig = run.algorithm
     teacher_cfg = dataclasses.replace(run.model, name_or_path=cfg.teacher_path, num_hidden_layers=None)
+    if inputs.vision and not is_vision_model(teacher_cfg):
+        raise ModelError(
+            f"algorithm.teacher_model={cfg.teacher_model} is a text-only model, but the rows have images; the teacher "
+            "must see them too: give a vision-language teacher of the student's family"
+        )
     teacher_tokenizer = load_tokenizer(teacher_cfg)
     teacher = load_causal_lm(teacher_cfg, inputs.bf16)
     check_shared_vocabulary(inputs.tokenizer, teacher_tokenizer, inputs.model, teacher, cfg.teacher_model)
@@ -59,11 +64,23 @@ def build(run: Run, inputs: TrainInputs):
     from rlhf_lab.algorithms.lazy_rows import row_indices
 
     lazy, rows = inputs.lazy, inputs.splits.train
+    if inputs.vision:
+        from rlhf_lab.vision.batches import distill_collator, index_dataset, pixel_bounds
+
+        # TRL's GKDTrainer reads processing_class.pad_token_id, which a processor keeps on its tokenizer.
+        inputs.processor.pad_token_id = inputs.processor.tokenizer.pad_token_id
+        kwargs = inputs.trainer_kwargs(index_dataset(rows))
+        kwargs["data_collator"] = distill_collator(inputs.processor, rows, pixel_bounds(run), run.train.max_length)
+    else:
+        kwargs = inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS))
     trainer = LabGKDTrainer(
         teacher_model=load_teacher(run, inputs),
         args=args,
         sft_alpha=cfg.sft_alpha,
-        **inputs.trainer_kwargs(row_indices(len(rows)) if lazy else trl_dataset(rows, TRL_COLUMNS)),
+        vision=inputs.vision,
+        **kwargs,
     )
+    if inputs.vision:
+        return trainer
     # TRL's GKD collator tokenizes each batch itself: read per batch, its rows only need decoding.
     return lazy.attach(trainer, TRL_COLUMNS) if lazy else trainer
