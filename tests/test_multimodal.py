@@ -449,7 +449,7 @@ def gkd_vision_runs(tmp_path_factory, tiny_vl_dir):
 
 
 def test_gkd_trains_on_images_off_policy_on_policy_and_on_teacher_answers(gkd_vision_runs):
-    # jobs: 0 lmbda=0 (dataset answers), 1 lmbda=0 seq_kd (teacher answers), 2 lmbda=1 (student answers), 3 lmbda=1 seq_kd
+    # jobs: 0 lmbda=0 (dataset answers), 1 lmbda=0 seq_kd (teacher answers), 2 and 3 lmbda=1 (student answers)
     sources = {job: s["batch_sources"] for job, s in gkd_vision_runs.items()}
     assert sources[0] == {"dataset": 2, "teacher": 0, "student": 0}
     assert sources[1] == {"dataset": 0, "teacher": 2, "student": 0}
