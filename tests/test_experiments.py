@@ -33,6 +33,16 @@ RECIPES = {
         "algorithm.soft_cache_length=10",
         "train.max_steps=24",
     ],
+    "grpo_tools_demo": [
+        "algorithm=grpo",
+        "dataset=arith_math",
+        *GRPO_CPU,
+        "algorithm.reward_funcs=[accuracy]",
+        "algorithm.environment={_target_:rlhf_lab.tools.calculator.CalculatorEnvironment}",
+        "algorithm.max_turns=3",
+        "algorithm.max_completion_length=96",
+        "train.max_steps=24",
+    ],
     "sapo_demo": ["algorithm=sapo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=24"],
     "cispo_demo": ["algorithm=cispo", "dataset=arith_math", *GRPO_CPU, "train.max_steps=40"],
     "gkd_demo": [
