@@ -81,6 +81,8 @@ def test_defaults_follow_the_estimator(compose, tmp_path, estimator, scale, kl):
 
     run = build_run(compose(["algorithm=grpo", f"algorithm.advantage_estimator={estimator}"]), tmp_path)
     assert (run.algorithm.scale_rewards, run.algorithm.kl_in_reward) == (scale, kl)
+    # recorded as resolved (summary.json, trackers, the run's fingerprint)
+    assert (run.resolved["algorithm"]["scale_rewards"], run.resolved["algorithm"]["kl_in_reward"]) == (scale, kl)
     run = build_run(
         compose(["algorithm=grpo", f"algorithm.advantage_estimator={estimator}", "algorithm.beta=0"]), tmp_path
     )

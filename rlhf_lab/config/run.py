@@ -134,6 +134,14 @@ def build_run(
     for key, path in parts["algorithm"].model_paths().items():
         resolve_source(path, key=f"algorithm.{key}")
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    # Settings whose null means "the default for the other settings" (GRPO's scale_rewards and kl_in_reward per
+    # advantage_estimator) are recorded as they were resolved: the summary, trackers and fingerprint show what ran.
+    for group, part in parts.items():
+        section = resolved.get(group)
+        if isinstance(section, dict):
+            for key, value in section.items():
+                if value is None and getattr(part, key, None) is not None:
+                    section[key] = getattr(part, key)
     train = parts["train"]
     if check_dir and train.resume != "never":
         fingerprint.check_same_run(Path(run_dir), resolved)
