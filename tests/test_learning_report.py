@@ -25,7 +25,7 @@ def _run(seed, before, after, lower=False):
 
 def test_every_recipe_is_listed_and_ppo_runs_after_the_reward_model(report):
     names = report.all_recipes()
-    assert len(names) == 12 and "dpo_demo" in names and "gkd_demo" in names
+    assert len(names) == 13 and "dpo_demo" in names and "gkd_demo" in names and "grpo_tools_demo" in names
     assert names.index("ppo_demo") == names.index("rm_demo") + 1
 
 
