@@ -36,6 +36,11 @@ VERBS = {
         "rlhf_lab.serving.reward_model:serve_reward",
         "a trained reward model served over HTTP for algorithm.reward_server (GRPO, PPO on another machine)",
     ),
+    "plan": (
+        None,
+        "rlhf_lab.planning.plan:plan_command",
+        "the memory per device and time per step of a run's settings, and whether it fits an accelerator",
+    ),
     "compare": (
         None,
         "rlhf_lab.tracking.compare:compare_command",

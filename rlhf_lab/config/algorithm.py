@@ -21,6 +21,12 @@ class AlgorithmConfig:
         """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""
         return {}
 
+    def plan_facts(self, tuner: str):
+        """What the algorithm holds and computes beside the policy, for the memory planner (planning/facts.py)."""
+        from rlhf_lab.planning.facts import PlanFacts
+
+        return PlanFacts()
+
     def service_urls(self) -> dict[str, str]:
         """Services the algorithm calls over the network (key -> URL), checked before a model loads."""
         return {}

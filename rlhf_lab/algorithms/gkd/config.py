@@ -74,5 +74,13 @@ class GKDConfig(AlgorithmConfig):
             )
         return self.teacher_model
 
+    def plan_facts(self, tuner: str):
+        from rlhf_lab.planning.facts import PlanFacts
+
+        generates = self.lmbda > 0 or self.seq_kd
+        return PlanFacts(
+            frozen={"teacher": self.teacher_path}, generated_tokens=self.max_completion_length if generates else 0
+        )
+
     def model_paths(self) -> dict[str, str]:
         return {"teacher_model": self.teacher_path}

@@ -164,6 +164,16 @@ class GRPOConfig(RewardOptions):
         """TRL's max_tool_calling_iterations: tool rounds after the first turn."""
         return None if self.max_turns is None else self.max_turns - 1
 
+    def plan_facts(self, tuner: str):
+        from rlhf_lab.planning.facts import PlanFacts
+
+        frozen = {"reference": None} if self.beta > 0 and tuner == "full" else {}
+        if self.reward_model:
+            frozen["reward_model"] = self.reward_model
+        return PlanFacts(
+            frozen=frozen, generated_tokens=self.max_completion_length, generation_copy=self.generation_copy == "on"
+        )
+
     def generation_copy_blocker(self, tuner: str, backend: str) -> str | None:
         """Why the generation copy cannot be used with this tuner and engine; None when it can."""
         if tuner != "lora":

@@ -66,6 +66,16 @@ class PPOConfig(RewardOptions):
         positive("temperature", self.temperature)
         positive("local_rollout_forward_batch_size", self.local_rollout_forward_batch_size)
 
+    def plan_facts(self, tuner: str):
+        from rlhf_lab.planning.facts import PlanFacts
+
+        frozen = {"reference": self.ref_model} if tuner == "full" or self.ref_model else {}
+        # With LoRA and no value_model the critic is the reward model plus adapters: one copy of its weights.
+        if self.reward_model and not (tuner == "lora" and self.value_model is None):
+            frozen["reward_model"] = self.reward_model
+        trained = {"value_model": self.value_model or self.reward_model}
+        return PlanFacts(frozen=frozen, trained=trained, generated_tokens=self.max_completion_length)
+
     def model_paths(self) -> dict[str, str]:
         paths = super().model_paths()
         for key in ("value_model", "ref_model"):

@@ -55,8 +55,21 @@ def _precompute_blocks_lazy(precompute: bool) -> str | None:
 _TOKENIZES_UP_FRONT = "TRL's {} trainer tokenizes every row when it is built"
 
 
+class PairsPlan:
+    """Pairs train on two sequences per row (chosen and rejected); a reference model is held where one is used."""
+
+    def plan_facts(self, tuner: str):
+        from rlhf_lab.planning.facts import PlanFacts
+
+        frozen = {}
+        uses_reference = hasattr(self, "ref_model") and not self.precompute_ref_log_probs
+        if uses_reference and (tuner == "full" or self.ref_model):  # LoRA's reference is its base, adapters off
+            frozen["reference"] = self.ref_model
+        return PlanFacts(sequences_per_row=2, frozen=frozen)
+
+
 @dataclass
-class DPOConfig(AlgorithmConfig):
+class DPOConfig(PairsPlan, AlgorithmConfig):
     beta: float = doc(0.1, "Strength of the implicit KL constraint (the regularisation tau for ipo).")
     loss_type: Any = doc(
         "sigmoid", "One loss name, or a list combined with loss_weights (e.g. [sigmoid, bco_pair, sft] is MPO)."
@@ -110,7 +123,7 @@ class DPOConfig(AlgorithmConfig):
 
 
 @dataclass
-class KTOConfig(AlgorithmConfig):
+class KTOConfig(PairsPlan, AlgorithmConfig):
     """Kahneman-Tversky Optimization on single answers labelled desirable (true) or undesirable (false)."""
 
     beta: float = doc(0.1, "Strength of the KL constraint to the reference model (higher = closer to it).")
@@ -147,7 +160,7 @@ class KTOConfig(AlgorithmConfig):
 
 
 @dataclass
-class CPOConfig(AlgorithmConfig):
+class CPOConfig(PairsPlan, AlgorithmConfig):
     """Contrastive Preference Optimization: a reference-free preference loss plus cpo_alpha x chosen NLL."""
 
     beta: float = doc(0.1, "Scale of the log-prob margin in the preference loss (the regularisation tau for ipo).")
@@ -172,7 +185,7 @@ class CPOConfig(AlgorithmConfig):
 
 
 @dataclass
-class SimPOConfig(AlgorithmConfig):
+class SimPOConfig(PairsPlan, AlgorithmConfig):
     """SimPO: length-normalised log-prob margin with a target margin gamma; cpo_alpha > 0 gives CPO-SimPO."""
 
     beta: float = doc(2.0, "Scale of the length-normalised log-prob margin.")
@@ -196,7 +209,7 @@ class SimPOConfig(AlgorithmConfig):
 
 
 @dataclass
-class ORPOConfig(AlgorithmConfig):
+class ORPOConfig(PairsPlan, AlgorithmConfig):
     """ORPO: SFT on the chosen answer plus beta x the log odds-ratio loss; no reference model."""
 
     beta: float = doc(0.1, "Weight of the odds-ratio term (lambda in the paper).")
@@ -209,7 +222,7 @@ class ORPOConfig(AlgorithmConfig):
 
 
 @dataclass
-class RewardModelConfig(AlgorithmConfig):
+class RewardModelConfig(PairsPlan, AlgorithmConfig):
     """A sequence-classification reward model trained on pairs (Bradley-Terry), optionally with a margin column."""
 
     center_rewards_coefficient: float | None = doc(
