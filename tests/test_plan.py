@@ -99,7 +99,7 @@ def test_offload_moves_state_off_the_device():
 def test_frozen_models_generation_and_flops():
     facts = PlanFacts(frozen={"reference": None}, generated_tokens=5, generation_copy=True)
     parts = breakdown(setup(facts=facts))
-    assert parts["reference"] == 1992 * 2 and parts["generation copy"] == 1992 * 2
+    assert parts["reference"] == 1992 * 2 and parts["generation copy"] == 1992 * 2 * 2
     assert parts["kv cache"] == 2 * 10 * (2 * 2 * 1 * 4 * 2)  # batch x length x (k and v, layers, kv heads, dim, bytes)
     # 20 tokens x 3 accumulated x (6 x params + 2 x reference) + 2 x 3 answers x 5 tokens x 2 x params
     assert flops_per_step(setup(facts=facts), 3) == 60 * 8 * 1992 + 30 * 2 * 1992
@@ -146,3 +146,24 @@ def test_bad_plan_arguments_are_one_line(tmp_path, args, needle):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_a_run_records_its_plan_beside_its_measured_peak(tmp_path, tiny_model_dir):
+    from conftest import TINY, read_summary
+
+    proc = run_cli([*TINY, f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plan = read_summary(tmp_path / "run")["memory_plan"]
+    assert plan["estimate_mb"] > 0 and plan["measured_mb"] > 0
+    assert plan["ratio"] == pytest.approx(plan["estimate_mb"] / plan["measured_mb"], rel=1e-2)
+
+
+@pytest.mark.slow
+def test_the_plan_is_within_a_quarter_of_the_measured_peak_on_smollm2(tmp_path):
+    # The default run (DPO, LoRA, SmolLM2-135M) in a process of its own: its peak is its own.
+    from conftest import read_summary, run_cli_process
+
+    proc = run_cli_process(["train.max_steps=2", "train.eval=false", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plan = read_summary(tmp_path / "run")["memory_plan"]
+    assert 0.75 <= plan["ratio"] <= 1.25, plan

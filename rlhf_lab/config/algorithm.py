@@ -21,8 +21,9 @@ class AlgorithmConfig:
         """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""
         return {}
 
-    def plan_facts(self, tuner: str):
-        """What the algorithm holds and computes beside the policy, for the memory planner (planning/facts.py)."""
+    def plan_facts(self, tuner: str, cpu_bf16: bool = False):
+        """What the algorithm holds and computes beside the policy, for the memory planner (planning/facts.py);
+        cpu_bf16: the run trains in bf16 on a CPU (what some automatic settings depend on)."""
         from rlhf_lab.planning.facts import PlanFacts
 
         return PlanFacts()

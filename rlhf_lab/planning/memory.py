@@ -12,8 +12,10 @@ Bytes are counted as the training holds them:
   (6 hidden + 2 key/value + 4 intermediate values); with gradient checkpointing only each layer's input (1 hidden)
   plus one layer recomputed in full; and the logits over the vocabulary (bf16 logits, fp32 log-probs and their
   gradient: 10 bytes per vocabulary entry in bf16 runs, 12 in fp32);
-- frozen models (reference, reward, teacher) at the weights' width, a generation copy in bf16, and the KV cache of
-  the answers being generated.
+- frozen models (reference, reward, teacher) at the weights' width, a generation copy in bf16 (twice: it is built
+  from a full copy of the policy), and the KV cache of
+  the answers being generated;
+- on a CPU, the checkpoint file, which stays mapped into the process after loading.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Setup:
     facts: PlanFacts = PlanFacts()
     other_shapes: dict | None = None  # role -> Shape of a frozen/trained model with its own checkpoint
     vocab_logits: bool = True  # False for a reward model's one-score head
+    # Tokens per sequence when the data is known (the longest row, or prompt plus answer); None = max_length.
+    sequence_tokens: int | None = None
+    # On a CPU the loaded checkpoint file stays mapped into the process: its bytes count in resident memory.
+    host_checkpoint_bytes: float = 0.0
 
 
 def _width(bf16: bool) -> int:
@@ -87,7 +93,7 @@ def activations(s: Setup, checkpointing: bool | None = None) -> float:
     checkpointing = s.gradient_checkpointing if checkpointing is None else checkpointing
     sh = s.shape
     w = _width(s.bf16)
-    tokens = s.micro_batch * s.facts.sequences_per_row * s.max_length
+    tokens = s.micro_batch * s.facts.sequences_per_row * (s.sequence_tokens or s.max_length)
     full_layer = 6 * sh.hidden + 2 * sh.kv_heads * sh.head_dim + 4 * sh.intermediate
     # Checkpointing keeps each layer's input and recomputes one layer at a time.
     per_token = sh.layers * sh.hidden + full_layer if checkpointing else sh.layers * full_layer
@@ -100,7 +106,7 @@ def kv_cache(s: Setup) -> float:
         return 0.0
     sh = s.shape
     per_token = 2 * sh.layers * sh.kv_heads * sh.head_dim * _width(s.bf16)
-    return s.micro_batch * s.max_length * per_token
+    return s.micro_batch * (s.sequence_tokens or s.max_length) * per_token
 
 
 def breakdown(s: Setup) -> dict[str, float]:
@@ -119,9 +125,12 @@ def breakdown(s: Setup) -> dict[str, float]:
         trained = policy_parts(s, others.get(role) or s.shape)
         parts[role] = sum(trained.values())
     if s.facts.generation_copy:
-        parts["generation copy"] = s.shape.params * 2
+        # Built from a full copy of the policy, merged and cast: two bf16 copies at its peak.
+        parts["generation copy"] = s.shape.params * 2 * 2
     if s.facts.generated_tokens:
         parts["kv cache"] = kv_cache(s)
+    if s.host_checkpoint_bytes:
+        parts["checkpoint file"] = s.host_checkpoint_bytes
     parts["total"] = sum(parts.values())
     return parts
 

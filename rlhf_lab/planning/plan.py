@@ -59,8 +59,10 @@ def planned_bf16(setting, gpu: str | None) -> bool:
     return True if gpu else cpu_has_fast_bf16()
 
 
-def setup_of(run, gpu: str | None = None) -> Setup:
-    facts = run.algorithm.plan_facts(run.tuner.name)
+def setup_of(run, gpu: str | None = None, cpu: bool = False) -> Setup:
+    """The planned setup of a run, on the named accelerator (or, with cpu=True, on this machine's CPU)."""
+    bf16 = planned_bf16(run.train.bf16, gpu)
+    facts = run.algorithm.plan_facts(run.tuner.name, cpu_bf16=cpu and bf16)
     others = {
         role: model_shape(path, f"algorithm.{role}")
         for role, path in {**facts.frozen, **facts.trained}.items()
@@ -72,7 +74,7 @@ def setup_of(run, gpu: str | None = None) -> Setup:
         shape=model_shape(run.model.name_or_path, "model.name_or_path"),
         lora_rank=run.tuner.r if lora else None,
         lora_targets=run.tuner.target_modules if lora else "all-linear",
-        bf16=planned_bf16(run.train.bf16, gpu),
+        bf16=bf16,
         micro_batch=run.train.per_device_train_batch_size,
         max_length=run.train.max_length,
         gradient_checkpointing=run.train.gradient_checkpointing,

@@ -72,6 +72,10 @@ def _train(run: Run) -> dict:
     quiet_loaded_libraries()  # the data checks passed and the libraries are loading: their bars and handlers go
     set_seed(run.train.seed)
     bf16 = resolve_bf16(run.train.bf16)
+    estimate = planned_bytes(run, bf16, lengths)
+    from rlhf_lab.planning.measure import PeakMemory, memory_plan
+
+    peak = PeakMemory()  # from just before the model loads
     t_load = time.time()
     inputs = load_inputs(run, splits, bf16, processing, lazy)
     log.info("model loaded in %.1f s, bf16=%s", time.time() - t_load, bf16)
@@ -109,6 +113,7 @@ def _train(run: Run) -> dict:
             except RewardServiceDown as e:
                 raise RewardServiceDown(f"{e}; {checkpoint_after_failure(trainer, run)}") from None
         train_seconds = time.time() - t_train
+        measured = peak.measured_bytes()
         if stop.stopped:
             checkpoint = run.run_dir / "checkpoints" / f"checkpoint-{trainer.state.global_step}"
             raise Interrupted(
@@ -152,6 +157,7 @@ def _train(run: Run) -> dict:
             "skipped_checkpoints": [{"path": p, "reason": r} for p, r in run.resume.skipped],
             # Algorithm-specific figures (e.g. GRPO's zero-variance fractions and dynamic-sampling counts).
             **trainer.summary_extras(),
+            "memory_plan": memory_plan(estimate, measured),
         }
         if is_main():
             from rlhf_lab.tracking.compare import plot_curves
@@ -262,6 +268,40 @@ def note_resume(run: Run) -> None:
         if run.resume.path:
             log.info("resuming from %s (step %d)", run.resume.path, run.resume.step)
     barrier()
+
+
+def planned_bytes(run: Run, bf16: bool, lengths: dict) -> float | None:
+    """The planner's estimate of this process's training memory (None where the model's shape is not known), for
+    the run's own rows: sequences as long as its longest row (prompt plus answer where it generates), and on a CPU
+    the mapped checkpoint file."""
+    import dataclasses
+    from pathlib import Path
+
+    import torch
+
+    from rlhf_lab.errors import UserError
+    from rlhf_lab.models.load import local_checkpoint
+    from rlhf_lab.models.source import resolve_source
+    from rlhf_lab.planning.memory import breakdown
+    from rlhf_lab.planning.plan import setup_of
+
+    cpu = not torch.cuda.is_available()
+    try:
+        setup = setup_of(run, cpu=cpu)
+    except UserError:
+        return None
+    longest = lengths.get("train", {}).get("longest")
+    tokens = None
+    if longest:
+        tokens = min(run.train.max_length, longest + setup.facts.generated_tokens)
+    host = 0.0
+    if cpu:  # every checkpoint the run loads stays mapped into the process
+        paths = {run.model.name_or_path, *(p for p in {**setup.facts.frozen, **setup.facts.trained}.values() if p)}
+        for path in paths:
+            folder = Path(local_checkpoint(resolve_source(path)))
+            if folder.is_dir():
+                host += float(sum(f.stat().st_size for f in folder.glob("*.safetensors")))
+    return breakdown(dataclasses.replace(setup, bf16=bf16, sequence_tokens=tokens, host_checkpoint_bytes=host))["total"]
 
 
 def checkpoint_after_failure(trainer, run: Run) -> str:

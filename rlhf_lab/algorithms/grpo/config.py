@@ -164,14 +164,18 @@ class GRPOConfig(RewardOptions):
         """TRL's max_tool_calling_iterations: tool rounds after the first turn."""
         return None if self.max_turns is None else self.max_turns - 1
 
-    def plan_facts(self, tuner: str):
+    def plan_facts(self, tuner: str, cpu_bf16: bool = False):
         from rlhf_lab.planning.facts import PlanFacts
 
         frozen = {"reference": None} if self.beta > 0 and tuner == "full" else {}
         if self.reward_model:
             frozen["reward_model"] = self.reward_model
+        # generation_copy=auto samples from the copy on a CPU with bf16, with LoRA (build.use_generation_copy).
+        auto = self.generation_copy == "auto" and cpu_bf16 and tuner == "lora" and not self.use_vllm
         return PlanFacts(
-            frozen=frozen, generated_tokens=self.max_completion_length, generation_copy=self.generation_copy == "on"
+            frozen=frozen,
+            generated_tokens=self.max_completion_length,
+            generation_copy=self.generation_copy == "on" or auto,
         )
 
     def generation_copy_blocker(self, tuner: str, backend: str) -> str | None:

@@ -58,14 +58,17 @@ _TOKENIZES_UP_FRONT = "TRL's {} trainer tokenizes every row when it is built"
 class PairsPlan:
     """Pairs train on two sequences per row (chosen and rejected); a reference model is held where one is used."""
 
-    def plan_facts(self, tuner: str):
+    # Sequences whose activations the training keeps per row (KTO's KL batch is a forward without gradients).
+    planned_sequences = 2
+
+    def plan_facts(self, tuner: str, cpu_bf16: bool = False):
         from rlhf_lab.planning.facts import PlanFacts
 
         frozen = {}
         uses_reference = hasattr(self, "ref_model") and not self.precompute_ref_log_probs
         if uses_reference and (tuner == "full" or self.ref_model):  # LoRA's reference is its base, adapters off
             frozen["reference"] = self.ref_model
-        return PlanFacts(sequences_per_row=2, frozen=frozen)
+        return PlanFacts(sequences_per_row=self.planned_sequences, frozen=frozen)
 
 
 @dataclass
@@ -125,6 +128,8 @@ class DPOConfig(PairsPlan, AlgorithmConfig):
 @dataclass
 class KTOConfig(PairsPlan, AlgorithmConfig):
     """Kahneman-Tversky Optimization on single answers labelled desirable (true) or undesirable (false)."""
+
+    planned_sequences = 1
 
     beta: float = doc(0.1, "Strength of the KL constraint to the reference model (higher = closer to it).")
     # Raise the rarer side's weight on unbalanced data.
