@@ -34,10 +34,12 @@ rlhf_lab: RLHF experiments from one command (DPO and friends, GRPO, GKD, PPO on 
   python -m rlhf_lab -m hydra/launcher=slurm hydra.launcher.partition=gpu algorithm.beta=0.05,0.1   # on SLURM
   python -m rlhf_lab hparams_search=dpo_beta                # an Optuna search over beta and learning rate
   python -m rlhf_lab hydra.run.dir=outputs/runs/a train.save_steps=50   # run it again to resume (train.resume=auto)
+  python -m rlhf_lab plan model=qwen3_8b plan.gpu=h100    # memory per device and step time, before anything loads
   python -m rlhf_lab export run=RUN_DIR                 # the run's model as one checkpoint (LoRA merged in)
   python -m rlhf_lab infer model=RUN_DIR data=FILE      # its answers to a file of prompts (chat=true: talk)
   python -m rlhf_lab eval model=RUN_DIR                 # its held-out evaluation, before and after
   python -m rlhf_lab compare outputs/runs/*_dpo         # runs side by side: a table and their training curves
+  python -m rlhf_lab serve-reward model=RM_RUN port=8000   # a reward model over HTTP (algorithm.reward_server)
   python -m rlhf_lab --cfg job                          # the composed config, without running
   python -m rlhf_lab --hydra-help                       # Hydra's own flags
 """
