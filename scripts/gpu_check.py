@@ -161,15 +161,23 @@ def _params(model: str) -> int:
 
 
 def prepare_wheels(folder: Path) -> int:
-    """Download the wheels (no dependencies beyond the listed ones) at the versions installed here."""
+    """Download the wheels (no dependencies beyond the listed ones) at the versions installed here, and put the
+    built tiny model under folder/cache (it is built from SmolLM2's tokenizer, whose 94 MB package cannot travel):
+    on the other machine, RLHF_LAB_CACHE=folder/cache finds it."""
+    import shutil
     from importlib.metadata import version
+
+    from rlhf_lab.models.tiny import ensure_tiny_llama
 
     folder.mkdir(parents=True, exist_ok=True)
     pins = [f"{name}=={version(name)}" for name in WHEELS]
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(folder), *pins]
     code = subprocess.call(cmd)
-    size = sum(f.stat().st_size for f in folder.iterdir()) / 1024**2
-    print(f"{folder}: {len(list(folder.iterdir()))} files, {size:.1f} MiB")
+    tiny = ensure_tiny_llama()
+    shutil.copytree(tiny, folder / "cache" / "models" / tiny.name, dirs_exist_ok=True)
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1024**2
+    print(f"{folder}: {size:.1f} MiB; there: pip install --no-index --find-links {folder} {' '.join(WHEELS)}; ")
+    print(f"then RLHF_LAB_CACHE={folder}/cache python scripts/gpu_check.py")
     return code
 
 
