@@ -167,3 +167,24 @@ def test_the_plan_is_within_a_quarter_of_the_measured_peak_on_smollm2(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     plan = read_summary(tmp_path / "run")["memory_plan"]
     assert 0.75 <= plan["ratio"] <= 1.25, plan
+
+
+@pytest.mark.parametrize("tuner", ["lora", "full"])
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "distributed=single",
+        "distributed=ddp",
+        "distributed=zero2",
+        "distributed=zero3",
+        "distributed=zero3_offload",
+        "distributed=fsdp",
+    ],
+)
+def test_every_tuner_and_engine_plans(tmp_path, tuner, engine):
+    nproc = [] if engine == "distributed=single" else ["distributed.nproc_per_node=8"]
+    proc = run_cli(
+        ["plan", "algorithm=dpo", "model=qwen3_8b", f"tuner={tuner}", engine, *nproc, "plan.gpu=h100"], cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "total" in proc.stdout and "h100" in proc.stdout

@@ -21,9 +21,10 @@ class AlgorithmConfig:
         """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""
         return {}
 
-    def plan_facts(self, tuner: str, cpu_bf16: bool = False):
+    def plan_facts(self, tuner: str, backend: str = "single", cpu_bf16: bool = False):
         """What the algorithm holds and computes beside the policy, for the memory planner (planning/facts.py);
-        cpu_bf16: the run trains in bf16 on a CPU (what some automatic settings depend on)."""
+        backend: the distributed engine; cpu_bf16: the run trains in bf16 on a CPU (automatic settings depend on
+        both)."""
         from rlhf_lab.planning.facts import PlanFacts
 
         return PlanFacts()

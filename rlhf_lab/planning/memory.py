@@ -15,7 +15,8 @@ Bytes are counted as the training holds them:
 - frozen models (reference, reward, teacher) at the weights' width, a generation copy in bf16 (twice: it is built
   from a full copy of the policy), and the KV cache of
   the answers being generated;
-- on a CPU, the checkpoint file, which stays mapped into the process after loading.
+- on a CPU, the checkpoint file, which stays mapped into the process after loading (and under ZeRO-3 the fp32 model
+  each process builds while loading; training/pipeline.py adds both).
 """
 
 from __future__ import annotations

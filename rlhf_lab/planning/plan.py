@@ -62,7 +62,7 @@ def planned_bf16(setting, gpu: str | None) -> bool:
 def setup_of(run, gpu: str | None = None, cpu: bool = False) -> Setup:
     """The planned setup of a run, on the named accelerator (or, with cpu=True, on this machine's CPU)."""
     bf16 = planned_bf16(run.train.bf16, gpu)
-    facts = run.algorithm.plan_facts(run.tuner.name, cpu_bf16=cpu and bf16)
+    facts = run.algorithm.plan_facts(run.tuner.name, run.distributed.backend, cpu_bf16=cpu and bf16)
     others = {
         role: model_shape(path, f"algorithm.{role}")
         for role, path in {**facts.frozen, **facts.trained}.items()

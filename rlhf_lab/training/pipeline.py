@@ -271,6 +271,15 @@ def note_resume(run: Run) -> None:
 
 
 def planned_bytes(run: Run, bf16: bool, lengths: dict) -> float | None:
+    """The memory plan's estimate; a plan that cannot be made is a warning, never a failed run."""
+    try:
+        return _planned_bytes(run, bf16, lengths)
+    except Exception as e:  # noqa: BLE001 - the plan is a record beside the run, not part of it
+        log.warning("no memory plan for this run (%s: %s)", type(e).__name__, e)
+        return None
+
+
+def _planned_bytes(run: Run, bf16: bool, lengths: dict) -> float | None:
     """The planner's estimate of this process's training memory (None where the model's shape is not known), for
     the run's own rows: sequences as long as its longest row (prompt plus answer where it generates), and on a CPU
     the mapped checkpoint file."""
@@ -301,6 +310,9 @@ def planned_bytes(run: Run, bf16: bool, lengths: dict) -> float | None:
             folder = Path(local_checkpoint(resolve_source(path)))
             if folder.is_dir():
                 host += float(sum(f.stat().st_size for f in folder.glob("*.safetensors")))
+        if setup.engine == "deepspeed" and setup.zero_stage == 3:
+            # Loading under ZeRO-3 builds the whole model in fp32 in each process before partitioning it.
+            host += setup.shape.params * 4.0
     return breakdown(dataclasses.replace(setup, bf16=bf16, sequence_tokens=tokens, host_checkpoint_bytes=host))["total"]
 
 

@@ -74,7 +74,7 @@ class GKDConfig(AlgorithmConfig):
             )
         return self.teacher_model
 
-    def plan_facts(self, tuner: str, cpu_bf16: bool = False):
+    def plan_facts(self, tuner: str, backend: str = "single", cpu_bf16: bool = False):
         from rlhf_lab.planning.facts import PlanFacts
 
         generates = self.lmbda > 0 or self.seq_kd

@@ -164,14 +164,14 @@ class GRPOConfig(RewardOptions):
         """TRL's max_tool_calling_iterations: tool rounds after the first turn."""
         return None if self.max_turns is None else self.max_turns - 1
 
-    def plan_facts(self, tuner: str, cpu_bf16: bool = False):
+    def plan_facts(self, tuner: str, backend: str = "single", cpu_bf16: bool = False):
         from rlhf_lab.planning.facts import PlanFacts
 
         frozen = {"reference": None} if self.beta > 0 and tuner == "full" else {}
         if self.reward_model:
             frozen["reward_model"] = self.reward_model
         # generation_copy=auto samples from the copy on a CPU with bf16, with LoRA (build.use_generation_copy).
-        auto = self.generation_copy == "auto" and cpu_bf16 and tuner == "lora" and not self.use_vllm
+        auto = self.generation_copy == "auto" and cpu_bf16 and self.generation_copy_blocker(tuner, backend) is None
         return PlanFacts(
             frozen=frozen,
             generated_tokens=self.max_completion_length,

@@ -66,7 +66,7 @@ class PPOConfig(RewardOptions):
         positive("temperature", self.temperature)
         positive("local_rollout_forward_batch_size", self.local_rollout_forward_batch_size)
 
-    def plan_facts(self, tuner: str, cpu_bf16: bool = False):
+    def plan_facts(self, tuner: str, backend: str = "single", cpu_bf16: bool = False):
         from rlhf_lab.planning.facts import PlanFacts
 
         frozen = {"reference": self.ref_model} if tuner == "full" or self.ref_model else {}

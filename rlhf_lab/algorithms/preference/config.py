@@ -61,7 +61,7 @@ class PairsPlan:
     # Sequences whose activations the training keeps per row (KTO's KL batch is a forward without gradients).
     planned_sequences = 2
 
-    def plan_facts(self, tuner: str, cpu_bf16: bool = False):
+    def plan_facts(self, tuner: str, backend: str = "single", cpu_bf16: bool = False):
         from rlhf_lab.planning.facts import PlanFacts
 
         frozen = {}
