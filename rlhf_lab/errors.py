@@ -81,6 +81,12 @@ class RewardServiceDown(RewardError):
     train on missing rewards."""
 
 
+class Diverged(UserError):
+    """Training produced a NaN or infinite loss or gradient norm: the run stops, as failed."""
+
+    kind = "training error"
+
+
 class OutputError(UserError):
     """The run cannot write its outputs (a full disk, a quota, a directory it may not write): names the place."""
 

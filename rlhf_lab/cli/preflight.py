@@ -51,6 +51,10 @@ def compose(overrides: list[str], job_num: int | None = None):
             cfg = hydra_compose("config", overrides=[*overrides, *extra], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         hc = cfg.hydra
+        if job_num is None:
+            from rlhf_lab.config.run import check_run_dir_setting
+
+            check_run_dir_setting(hc.run.dir)
         run_dir = Path(hc.run.dir) if job_num is None else Path(hc.sweep.dir) / str(hc.sweep.subdir)
         choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra/")}
         with open_dict(cfg):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any, Iterable
 
 from rlhf_lab.errors import ConfigError
@@ -22,6 +23,8 @@ def one_of(key: str, value: Any, choices: Iterable[Any]) -> None:
 
 
 def positive(key: str, value: float | int, allow_zero: bool = False) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(key, f"must be a finite number, got {value}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigError(key, f"must be {bound}, got {value}")

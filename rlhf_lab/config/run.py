@@ -6,6 +6,7 @@ reads the Run and never the raw config.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +65,35 @@ class Run:
         return base + ("," + ",".join(self.overrides) if self.overrides else "")
 
 
+def check_run_dir_setting(value: str) -> None:
+    """hydra.run.dir as given: empty (an unset shell variable) or '.' would put a run among the user's files."""
+    if str(value).strip() in ("", ".", "./"):
+        raise ConfigError(
+            "hydra.run.dir",
+            f"is {str(value)!r}, the current directory: a run would write its files among yours and the next run "
+            "would resume from them; give a directory of its own, or leave it out",
+        )
+
+
+def _non_finite(value, key: str):
+    """The first key under value holding a NaN or infinite number (no setting means one), or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return key, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{key}.{k}" if isinstance(value, dict) else f"{key}[{k}]")
+        if found:
+            return found
+    return None
+
+
 def _group_object(cfg: DictConfig, group: str):
+    try:
+        found = _non_finite(OmegaConf.to_container(cfg[group], resolve=True), group)
+    except OmegaConfBaseException:
+        found = None  # reported below, with the group's other problems
+    if found:
+        raise ConfigError(found[0], f"must be a finite number, got {found[1]}")
     try:
         return OmegaConf.to_object(cfg[group])
     except ConfigError as e:

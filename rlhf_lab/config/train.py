@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from rlhf_lab.config.checks import one_of, positive
+from rlhf_lab.config.checks import in_range, one_of, positive
 from rlhf_lab.config.fields import doc
 from rlhf_lab.errors import ConfigError
 
@@ -53,6 +53,7 @@ class TrainConfig:
     warmup_ratio: float = doc(0.05, "Fraction of the training steps over which the learning rate warms up from 0.")
     weight_decay: float = doc(0.1, "Weight decay of the optimizer.")
     max_grad_norm: float = doc(1.0, "Clip the gradient norm to this (0 = no clipping).")
+    stop_on_nan: bool = doc(True, "Stop the run, as failed, at the first logged NaN or infinite loss or grad norm.")
     eval: bool = doc(True, "Evaluate on the held-out rows before and after training (accuracy, reward margin).")
     dataset_num_proc: Optional[int] = doc(None, "Workers for the data pipeline's map steps (null = in-process).")
 
@@ -61,6 +62,9 @@ class TrainConfig:
             raise ConfigError("max_steps", f"must be -1 (use num_train_epochs) or > 0, got {self.max_steps}")
         positive("num_train_epochs", self.num_train_epochs)
         positive("learning_rate", self.learning_rate)
+        positive("max_grad_norm", self.max_grad_norm, allow_zero=True)
+        positive("weight_decay", self.weight_decay, allow_zero=True)
+        in_range("warmup_ratio", self.warmup_ratio, 0.0, 1.0)
         positive("per_device_train_batch_size", self.per_device_train_batch_size)
         positive("per_device_eval_batch_size", self.per_device_eval_batch_size)
         positive("gradient_accumulation_steps", self.gradient_accumulation_steps)

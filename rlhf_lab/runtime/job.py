@@ -28,6 +28,10 @@ def run_hydra_job(cfg: DictConfig) -> dict:
     """The job Hydra started: its run directory, option choices, overrides and (in a sweep) the sweep's directory."""
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
+    if not multirun:
+        from rlhf_lab.config.run import check_run_dir_setting
+
+        check_run_dir_setting(hc.run.dir)
     return run_job(
         cfg,
         Path(hc.runtime.output_dir),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,31 @@ def process_start_time() -> float:
     return psutil.Process(os.getpid()).create_time()
 
 
+def read_records(path: Path) -> list[dict]:
+    """The records of a metrics file. A last line cut short (a full disk, a kill mid-append) is dropped with a
+    warning; a broken line before the last is not something an append leaves, so it stays an error."""
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i != len(lines) - 1:
+                from rlhf_lab.errors import OutputError
+
+                raise OutputError(
+                    f"{path}: line {i + 1} is not a JSON record, so the run's records cannot be continued; "
+                    "move the file aside and resume, or start over with train.resume=never"
+                ) from None
+            logging.getLogger("rlhf_lab").warning(
+                "%s: its last line was cut short (%d characters) and is dropped; the steps after the checkpoint are "
+                "trained and recorded again",
+                path,
+                len(line),
+            )
+    return records
+
+
 class MetricsFile(TrainerCallback):
     def __init__(self, path: Path, keep_until_step: int | None = None):
         """keep_until_step: a resumed run keeps the records of the steps up to its checkpoint (the ones after it
@@ -26,7 +52,7 @@ class MetricsFile(TrainerCallback):
         self.path = path
         self.records: list[dict] = []
         if keep_until_step is not None and path.is_file():
-            kept = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            kept = read_records(path)
             # The stopped run's end-of-training record (train_runtime, ...) described a run that did not finish.
             self.records = [r for r in kept if r.get("step", 0) <= keep_until_step and "train_runtime" not in r]
         if is_main():

@@ -11,7 +11,7 @@ from rlhf_lab.config.run import Run
 from rlhf_lab.data.images import has_images
 from rlhf_lab.data.lengths import check_lengths
 from rlhf_lab.data.load import load_splits, write_dropped
-from rlhf_lab.errors import ConfigError, Interrupted, ModelError, RewardServiceDown
+from rlhf_lab.errors import ConfigError, Diverged, Interrupted, ModelError, RewardServiceDown
 from rlhf_lab.runtime import fingerprint
 from rlhf_lab.runtime.interrupts import STOP, training_phase
 from rlhf_lab.runtime.ranks import is_main
@@ -88,7 +88,11 @@ def _train(run: Run) -> dict:
             run.run_dir / "metrics.jsonl", keep_until_step=run.resume.step if run.resume.path else None
         )
         stop = StopAtStepEnd()
-        inputs.callbacks = [CommandIntervals(), metrics, *tracker.callbacks, stop]
+        from rlhf_lab.training.divergence import StopOnNonFinite
+
+        diverged = StopOnNonFinite()
+        watch = [diverged] if run.train.stop_on_nan else []
+        inputs.callbacks = [CommandIntervals(), metrics, *tracker.callbacks, stop, *watch]
         tokenizer = inputs.tokenizer
         trainer = build_trainer(run, inputs)
         if is_main():
@@ -114,6 +118,12 @@ def _train(run: Run) -> dict:
                 raise RewardServiceDown(f"{e}; {checkpoint_after_failure(trainer, run)}") from None
         train_seconds = time.time() - t_train
         measured = peak.measured_bytes()
+        if diverged.found:
+            key, value, step = diverged.found
+            raise Diverged(
+                f"{key} became {value} by step {step}, so training stopped there and no model was saved; lower "
+                "train.learning_rate, check the rewards or data for extreme values, or set train.stop_on_nan=false"
+            )
         if stop.stopped:
             checkpoint = run.run_dir / "checkpoints" / f"checkpoint-{trainer.state.global_step}"
             raise Interrupted(
