@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -132,20 +133,18 @@ def peak_tflops() -> float | None:
 
 
 def benchmark(model: str, work: Path, short: bool, cuda: bool, algorithms: list[str]) -> dict:
-    import json as _json
-
     params = _params(model)
     peak = peak_tflops()
     args = argparse.Namespace(short=short, steps=3 if short else 12, bf16=cuda)
     out = {"model": model, "parameters": params}
-    env = dict(__import__("os").environ)
+    env = dict(os.environ)
     for algorithm in algorithms:
         s = bench.settings(args, algorithm)
         lab = bench.lab_run(algorithm, model, s, work, env)
         plain = bench.plain_run(algorithm, model, s, work, env)
         summary_path = work / f"lab-{algorithm}" / "summary.json"
         if summary_path.exists():
-            lab["memory_plan"] = _json.loads(summary_path.read_text()).get("memory_plan")
+            lab["memory_plan"] = json.loads(summary_path.read_text()).get("memory_plan")
         for side in (lab, plain):
             tokens = side.get("tokens_per_s")
             # LoRA: 2 FLOPs per parameter per token forward, 2 backward (no weight gradients for the frozen base).

@@ -26,6 +26,7 @@ TRL
       set on ChatML tokenizers given rlhf_lab's tool template)
   trl.chat_template_utils.supports_tool_calling / add_response_schema -- models/tool_template.py -- call (tokenizer)
   trl.chat_template_utils.parse_response -- evaluation/tool_use.py -- call (tokenizer, ids, prefix=, tools=)
+  trl.trainer.utils.nanstd -- algorithms/grpo/advantages.py -- call (tensor, dim=); unbiased, NaN-aware
   trl.GRPOTrainer._metrics -- algorithms/grpo/trainer.py -- write (_metrics["train"][name].append)
   trl.GRPOTrainer.reward_weights -- algorithms/grpo/trainer.py -- read (tensor)
   trl.GRPOTrainer.num_generations -- algorithms/grpo/trainer.py -- read
@@ -586,6 +587,17 @@ def _(label):
     assert reads_self(cls._calculate_rewards, "environments"), (
         f"{label} is no longer what _calculate_rewards hands the environment rewards: {where}"
     )
+
+
+@contract("trl.trainer.utils.nanstd")
+def _(label):
+    where = "rlhf_lab/algorithms/grpo/advantages.py scales advantages by it (the std TRL's GRPO uses)"
+    import torch
+
+    nanstd = load("trl.trainer.utils.nanstd", where)
+    expect_params(nanstd, ["tensor", "dim", "keepdim"], label, where)
+    got = nanstd(torch.tensor([[1.0, float("nan"), 3.0]]), dim=1)
+    assert torch.allclose(got, torch.tensor([2.0**0.5])), f"{label} is no longer unbiased and NaN-aware: {where}"
 
 
 @contract("trl.chat_template_utils.qwen3_template")

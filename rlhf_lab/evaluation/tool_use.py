@@ -54,19 +54,16 @@ def tool_answers(model, tokenizer, rows, tools, env_factory, max_new_tokens, max
     row_tools = [list(tools) + _methods(e) for e in environments]
     schema = row_tools[0] or None  # every row renders the same signatures (environments are of one class)
 
+    conversations: list[list[dict]] = [[] for _ in rows]
+    generated: list[list[int]] = [[] for _ in rows]
+
     def rendered(i: int) -> list[int]:
+        """The tokens of answer i's prompt and conversation so far, ready for its next turn."""
         return tokenizer.apply_chat_template(
             prompts[i] + conversations[i], tools=schema, add_generation_prompt=True, tokenize=True, return_dict=False
         )
 
-    conversations: list[list[dict]] = [[] for _ in rows]
-    generated: list[list[int]] = [[] for _ in rows]
-    prompt_lengths = [
-        len(
-            tokenizer.apply_chat_template(p, tools=schema, add_generation_prompt=True, tokenize=True, return_dict=False)
-        )
-        for p in prompts
-    ]
+    prompt_lengths = [len(rendered(i)) for i in range(n)]
     used = [0] * n
     calls = failures = 0
     active, turn = list(range(n)), 0

@@ -59,10 +59,6 @@ def _width(bf16: bool) -> int:
     return 2 if bf16 else 4
 
 
-def trainable(s: Setup) -> int:
-    return s.shape.params if s.lora_rank is None else s.shape.lora_params(s.lora_rank, s.lora_targets)
-
-
 def policy_parts(s: Setup, shape: Shape | None = None) -> dict[str, float]:
     """Weights, gradients and optimizer state of one trained model, per device."""
     shape = shape or s.shape

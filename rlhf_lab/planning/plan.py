@@ -89,7 +89,7 @@ def setup_of(run, gpu: str | None = None, cpu: bool = False) -> Setup:
     )
 
 
-def fixes(s: Setup, memory: float) -> list[tuple[str, Setup]]:
+def fixes(s: Setup) -> list[tuple[str, Setup]]:
     """Changes that lower memory, cheapest first (each on top of the ones before)."""
     out: list[tuple[str, Setup]] = []
     current = s
@@ -155,7 +155,7 @@ def plan_text(run, gpu: str | None, mfu: float) -> str:
         lines.append(f"{gpu}: {memory:g} GiB, {verdict} ({total:.1f} GiB)")
         lines.append(f"step time at {mfu:.0%} of its {peak:g} TFLOP/s: {flops / (peak * 1e12 * mfu):.2f} s")
         if total > memory:
-            for label, changed in fixes(s, memory):
+            for label, changed in fixes(s):
                 new = breakdown(changed)["total"] / GIB
                 if new <= memory:
                     lines.append(f"cheapest change that fits: {label} -> {new:.1f} GiB")

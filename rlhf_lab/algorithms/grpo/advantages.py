@@ -14,19 +14,9 @@ nothing. With kl_in_reward the rewards are first lowered by beta x (the answer's
 from __future__ import annotations
 
 import torch
+from trl.trainer.utils import nanstd  # unbiased, NaN-aware: the std TRL's own GRPO advantages use
 
 EPS = 1e-4
-
-
-def nanstd(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Unbiased standard deviation of the non-NaN values (NaN where fewer than two)."""
-    valid = ~torch.isnan(x)
-    count = valid.sum(dim=dim, keepdim=True) if dim is not None else valid.sum()
-    mean = torch.nansum(x, dim=dim, keepdim=dim is not None) / count
-    squares = torch.where(valid, (x - mean) ** 2, torch.zeros_like(x))
-    total = squares.sum(dim=dim, keepdim=dim is not None)
-    std = torch.sqrt(total / (count - 1))
-    return std if dim is None else std.squeeze(dim)
 
 
 def advantages(rewards: torch.Tensor, n: int, estimator: str, scale: str) -> torch.Tensor:

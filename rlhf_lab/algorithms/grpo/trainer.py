@@ -60,16 +60,13 @@ class LabGRPOTrainer(LabTrainer, GRPOTrainer):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         # A reward service that stayed down stops every process here, before its missing rewards are trained on.
         stop_if_down(self.reward_funcs)
-        # Gathered over processes; keep this process's rows, weighted and summed as TRL does for advantages.
-        local = slice(
-            self.accelerator.process_index * len(prompts), (self.accelerator.process_index + 1) * len(prompts)
-        )
-        total = weighted_total(rewards_per_func[local], self.reward_weights)
-        total[torch.isnan(rewards_per_func[local]).all(dim=1)] = torch.nan
-        self._last_rewards = total
+        # Gathered over processes, weighted and summed as TRL does for advantages (NaN: no reward scored it);
+        # this process's rows are its slice.
         gathered = weighted_total(rewards_per_func, self.reward_weights)
         gathered[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
         self._last_gathered_rewards = gathered
+        start = self.accelerator.process_index * len(prompts)
+        self._last_rewards = gathered[start : start + len(prompts)]
         return rewards_per_func
 
     def score_answers(self, rows: list[dict], prompts, completions, completion_ids, environments=None) -> tuple:
