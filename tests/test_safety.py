@@ -69,3 +69,119 @@ def test_a_run_whose_loss_turns_nan_stops_as_failed_without_a_model(tmp_path, ti
 def test_a_dry_run_with_an_empty_run_directory_says_so_too(tmp_path):
     proc = run_cli(["hydra.run.dir=.", "--cfg", "job"], cwd=tmp_path)
     assert proc.returncode == 2 and "hydra.run.dir: is '.', the current directory" in proc.stderr
+
+
+# ---- checkpoints: only this user's own, exactly as written, reach an engine that unpickles ----
+
+
+class _Payload:
+    """Unpickling this writes a file: the stand-in for code hidden in a stranger's checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _checkpoint(root, step, *, signed=True, payload=None):
+    import pickle
+
+    from rlhf_lab.training.checkpoints import write_manifest
+
+    folder = root / "checkpoints" / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": 9}))
+    model_states = folder / f"global_step{step}" / "mp_rank_00_model_states.pt"
+    model_states.parent.mkdir()
+    model_states.write_bytes(pickle.dumps(_Payload(payload)) if payload else b"x" * 64)
+    if signed:
+        write_manifest(folder, step, run_id="r1")
+    return folder
+
+
+def _forged(folder, step):
+    """What a stranger can make: a manifest with the right sizes (and made-up hashes), but not this user's key."""
+    from rlhf_lab.training.checkpoints import MANIFEST
+
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    manifest = {"step": step, "run_id": "r1", "files": files, "sha256": dict.fromkeys(files, "0" * 64)}
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "signature": "f" * 64}))
+
+
+@pytest.mark.parametrize("backend", ["zero2", "zero3", "fsdp_sharded"])
+def test_a_strangers_checkpoint_is_refused_before_an_unpickling_engine_reads_it(tmp_path, compose, backend):
+    from rlhf_lab.config.run import build_run
+    from rlhf_lab.errors import ConfigError
+    from rlhf_lab.training.checkpoints import problem
+
+    marker = tmp_path / "payload-ran"
+    folder = _checkpoint(tmp_path / "download", 1, signed=False, payload=marker)
+    _forged(folder, 1)
+    assert problem(folder) is None  # complete by sizes: the old check let it through
+    distributed = (
+        ["distributed=fsdp", "distributed.full_state_dict=false"]
+        if backend == "fsdp_sharded"
+        else [f"distributed={backend}"]
+    )
+    cfg = compose([*TINY, *distributed, f"train.resume={folder}"])
+    with pytest.raises(ConfigError) as e:
+        build_run(cfg, tmp_path / "run")
+    line = e.value.one_line()
+    assert "train.resume" in line and "not a checkpoint your runs wrote" in line and "pickle" in line
+    assert "train.trust_checkpoint=true" in line
+    assert not marker.exists()
+    # The user who trusts its author may say so; nothing is read while the config is checked.
+    run = build_run(compose([*TINY, *distributed, f"train.resume={folder}", "train.trust_checkpoint=true"]), tmp_path)
+    assert run.resume.path == folder and not marker.exists()
+
+
+def test_a_strangers_checkpoint_is_refused_on_the_command_line_in_one_line(tmp_path):
+    marker = tmp_path / "payload-ran"
+    folder = _checkpoint(tmp_path / "download", 1, signed=False, payload=marker)
+    _forged(folder, 1)
+    proc = run_cli([*TINY, "distributed=zero2", f"train.resume={folder}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "not a checkpoint your runs wrote" in proc.stderr
+    assert not marker.exists()
+
+
+def test_own_checkpoints_pass_and_any_change_after_writing_is_caught(tmp_path, monkeypatch):
+    from rlhf_lab.training.checkpoint_identity import KEY_FILE
+    from rlhf_lab.training.checkpoints import MANIFEST, check_ours
+
+    monkeypatch.setenv("RLHF_LAB_CACHE", str(tmp_path / "cache"))
+    folder = _checkpoint(tmp_path, 3)
+    assert oct((tmp_path / "cache" / KEY_FILE).stat().st_mode & 0o777) == "0o600"
+    check_ours(folder, "DeepSpeed")  # written by this user's rlhf_lab: accepted
+
+    def refused(reason):
+        from rlhf_lab.errors import ConfigError
+
+        with pytest.raises(ConfigError, match=reason):
+            check_ours(folder, "DeepSpeed")
+
+    states = folder / "global_step3" / "mp_rank_00_model_states.pt"
+    original = states.read_bytes()
+    states.write_bytes(b"y" + original[1:])  # same size, other content
+    refused("global_step3/mp_rank_00_model_states.pt changed after it was written")
+    states.write_bytes(original)
+    (folder / "global_step3" / "extra.pt").write_bytes(b"z")
+    refused("extra.pt was added after it was written")
+    (folder / "global_step3" / "extra.pt").unlink()
+    manifest = json.loads((folder / MANIFEST).read_text())
+    (folder / MANIFEST).write_text(json.dumps({**manifest, "run_id": "other"}))
+    refused("signature is not this user's")
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    check_ours(folder, "DeepSpeed")
+    monkeypatch.setenv("RLHF_LAB_CACHE", str(tmp_path / "another-user"))  # another user's key
+    refused("signature is not this user's")
+
+
+def test_weights_only_backends_resume_any_complete_checkpoint_without_the_signature(tmp_path, compose):
+    from rlhf_lab.config.run import build_run
+
+    folder = _checkpoint(tmp_path / "download", 1, signed=False)
+    _forged(folder, 1)
+    run = build_run(compose([*TINY, f"train.resume={folder}"]), tmp_path / "run")  # single: read weights-only
+    assert run.resume.path == folder

@@ -41,6 +41,11 @@ class DistributedConfig:
     def world_size(self) -> int:
         return self.nproc_per_node * self.nnodes
 
+    @property
+    def unpickles_checkpoints(self) -> str | None:
+        """The engine that reads a checkpoint to resume with pickle (None: read weights-only)."""
+        return None
+
 
 @dataclass
 class SingleConfig(DistributedConfig):
@@ -102,6 +107,10 @@ class DeepSpeedConfig(DistributedConfig):
         positive("reduce_bucket_size", self.reduce_bucket_size)
         positive("allgather_bucket_size", self.allgather_bucket_size)
 
+    @property
+    def unpickles_checkpoints(self) -> str | None:
+        return "DeepSpeed"
+
     def deepspeed_json(self) -> dict[str, Any]:
         zero: dict[str, Any] = {
             "stage": self.zero_stage,
@@ -140,6 +149,11 @@ class FSDPConfig(DistributedConfig):
     )
     cpu_offload: bool = doc(False, "Keep parameters, gradients and optimizer state on the CPU between uses.")
     full_state_dict: bool = doc(True, "Save a full (unsharded) state dict, loadable without FSDP; false = sharded.")
+
+    @property
+    def unpickles_checkpoints(self) -> str | None:
+        # A full state dict is read weights-only; torch.distributed.checkpoint unpickles a sharded one's metadata.
+        return None if self.full_state_dict else "torch.distributed.checkpoint (sharded FSDP)"
 
     def fsdp_config(self) -> dict[str, Any]:
         return {

@@ -174,7 +174,8 @@ def build_run(
     train = parts["train"]
     if check_dir and train.resume != "never":
         fingerprint.check_same_run(Path(run_dir), resolved)
-    resume = resume_point(Path(run_dir), train.resume)
+    engine = None if train.trust_checkpoint else parts["distributed"].unpickles_checkpoints
+    resume = resume_point(Path(run_dir), train.resume, unpickled_by=engine if check_dir else None)
     check_not_finished(resume, train.max_steps, train.num_train_epochs)
     return Run(
         **parts,

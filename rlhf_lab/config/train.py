@@ -46,6 +46,10 @@ class TrainConfig:
     resume: str = doc(
         "auto", "auto (this run directory's newest complete checkpoint, if any), never, or a checkpoint-<step> path."
     )
+    trust_checkpoint: bool = doc(
+        False,
+        "Resume under ZeRO or sharded FSDP (which unpickle checkpoints) from one that your runs did not write.",
+    )
     logging_steps: int = doc(5, "Log metrics every N optimizer steps.")
     bf16: Any = doc("auto", "auto: bf16 where it is fast (CUDA with bf16, CPUs with AMX), else fp32; or true/false.")
     gradient_checkpointing: bool = doc(False, "Recompute activations in backward: less memory, ~30% more time.")
@@ -77,6 +81,3 @@ class TrainConfig:
         one_of("lr_scheduler_type", self.lr_scheduler_type, LR_SCHEDULERS)
         if not self.resume.strip():
             raise ConfigError("resume", "is empty; use auto, never or the path of a checkpoint-<step> directory")
-        positive("warmup_ratio", self.warmup_ratio, allow_zero=True)
-        positive("weight_decay", self.weight_decay, allow_zero=True)
-        positive("max_grad_norm", self.max_grad_norm, allow_zero=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ GROUPS = ("algorithm", "model", "tuner", "dataset", "distributed", "train")
 NOT_TRAINING = frozenset(
     {
         "train.resume",
+        "train.trust_checkpoint",
         "train.save_steps",
         "train.save_total_limit",
         "train.logging_steps",
@@ -86,8 +88,18 @@ def settings(resolved: dict) -> dict[str, Any]:
     return flat
 
 
-def write(run_dir: Path, resolved: dict) -> None:
-    write_json_atomic(run_dir / FILE, {"settings": settings(resolved), "written_at": time.time()})
+def write(run_dir: Path, resolved: dict) -> str:
+    """Record the run's settings; returns the run's identity, made the first time and kept when the run continues."""
+    run_id = run_id_of(run_dir) or uuid.uuid4().hex
+    write_json_atomic(run_dir / FILE, {"settings": settings(resolved), "run_id": run_id, "written_at": time.time()})
+    return run_id
+
+
+def run_id_of(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / FILE).read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def read(run_dir: Path) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rlhf_lab.errors import OutputError
 from rlhf_lab.paths import publish_dir, write_json_atomic
+from rlhf_lab.training import checkpoint_identity as identity
 
 log = logging.getLogger("rlhf_lab")
 
@@ -48,13 +49,16 @@ def step_of(path: Path) -> int | None:
     return int(name[len(PREFIX) :])
 
 
-def write_manifest(folder: Path, step: int) -> None:
-    files = {
-        str(p.relative_to(folder)): p.stat().st_size
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
+def write_manifest(folder: Path, step: int, run_id: str | None = None) -> None:
+    """Every file with its size and SHA-256, the run's identity and this user's signature: see checkpoint_identity."""
+    paths = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST]
+    manifest = {
+        "step": step,
+        "run_id": run_id,
+        "files": {str(p.relative_to(folder)): p.stat().st_size for p in paths},
+        "sha256": {str(p.relative_to(folder)): identity.sha256_of(p) for p in paths},
     }
-    write_json_atomic(folder / MANIFEST, {"step": step, "files": files, "written_at": time.time()})
+    write_json_atomic(folder / MANIFEST, {**identity.sign(manifest), "written_at": time.time()})
 
 
 def problem(folder: Path) -> str | None:
@@ -98,9 +102,11 @@ def scan(root: Path) -> tuple[list[tuple[int, Path]], list[tuple[str, str]]]:
     return complete, skipped
 
 
-def resume_point(run_dir: Path, setting: str) -> ResumePoint:
+def resume_point(run_dir: Path, setting: str, unpickled_by: str | None = None) -> ResumePoint:
     """train.resume: auto (the newest complete checkpoint of this run directory, if any), never, or a path.
-    A path that is not a complete checkpoint is a config error."""
+    A path that is not a complete checkpoint is a config error. unpickled_by: the engine that would read the
+    checkpoint with pickle (None: it is read weights-only); then a checkpoint this user's rlhf_lab did not write,
+    exactly as written, is refused before anything reads it."""
     from rlhf_lab.errors import ConfigError
 
     if setting == "never":
@@ -114,12 +120,31 @@ def resume_point(run_dir: Path, setting: str) -> ResumePoint:
         reason = problem(path)
         if reason:
             raise ConfigError("train.resume", f"{path} is not a complete checkpoint: {reason}")
-        return ResumePoint(path=path, step=json.loads((path / MANIFEST).read_text())["step"])
-    complete, skipped = scan(run_dir / CHECKPOINTS)
-    if not complete:
-        return ResumePoint(skipped=tuple(skipped))
-    step, path = complete[-1]
-    return ResumePoint(path=path, step=step, skipped=tuple(skipped))
+        point = ResumePoint(path=path, step=json.loads((path / MANIFEST).read_text())["step"])
+    else:
+        complete, skipped = scan(run_dir / CHECKPOINTS)
+        if not complete:
+            return ResumePoint(skipped=tuple(skipped))
+        step, path = complete[-1]
+        point = ResumePoint(path=path, step=step, skipped=tuple(skipped))
+    if unpickled_by:
+        check_ours(point.path, unpickled_by)
+    return point
+
+
+def check_ours(path: Path, engine: str) -> None:
+    """Refuse, before any read, a checkpoint that an unpickling engine would load unless this user's rlhf_lab wrote
+    it exactly as it is."""
+    from rlhf_lab.errors import ConfigError
+
+    reason = identity.not_ours(path, json.loads((path / MANIFEST).read_text()), MANIFEST)
+    if reason:
+        raise ConfigError(
+            "train.resume",
+            f"{path} is not a checkpoint your runs wrote ({reason}), and {engine} reads checkpoints with pickle, "
+            "which runs any code hidden in them; resume only your own checkpoints, start over with "
+            "train.resume=never, or set train.trust_checkpoint=true if you trust whoever wrote it",
+        )
 
 
 def check_not_finished(point: ResumePoint, max_steps: int, num_train_epochs: float) -> None:
@@ -160,7 +185,7 @@ def rotate(root: Path, keep: int | None) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def install_atomic_saves(trainer, keep: int | None) -> None:
+def install_atomic_saves(trainer, keep: int | None, run_id: str | None) -> None:
     """Route the trainer's checkpoint saves through the staging directory, the manifest and the rename.
 
     Every process writes its part (ZeRO shards, per-rank RNG states) into the staging directory; the main process
@@ -184,7 +209,7 @@ def install_atomic_saves(trainer, keep: int | None) -> None:
                 state = trainer.lab_checkpoint_state()
                 if state is not None:
                     write_json_atomic(staging / name / LAB_STATE, state)
-                write_manifest(staging / name, trainer.state.global_step)
+                write_manifest(staging / name, trainer.state.global_step, run_id)
         except Exception as e:
             code = os_error_code(e)
             if is_main():

@@ -52,9 +52,10 @@ def _train(run: Run) -> dict:
     dropped_file = write_dropped(splits.dropped, run.run_dir) if is_main() else None
     if splits.dropped and is_main():
         log.warning("dropped %d rows (listed in %s)", len(splits.dropped), dropped_file)
+    run_id = None
     if is_main():
         # From here the directory holds this run: a later command may continue it only with the same settings.
-        fingerprint.write(run.run_dir, run.resolved)
+        run_id = fingerprint.write(run.run_dir, run.resolved)
     note_resume(run)
 
     from transformers import set_seed
@@ -99,7 +100,7 @@ def _train(run: Run) -> dict:
             from rlhf_lab.tracking.progress import use_console
 
             use_console(trainer, run.train.max_steps)
-        install_atomic_saves(trainer, run.train.save_total_limit)
+        install_atomic_saves(trainer, run.train.save_total_limit, run_id)
         resume_from = restore_lab_state(trainer, run)
         trainable, total = count_parameters(trainer.model)
         log.info("%s trainable of %s parameters", f"{trainable:,}", f"{total:,}")
@@ -338,8 +339,10 @@ def checkpoint_after_failure(trainer, run: Run) -> str:
 
 
 def train_from(trainer, checkpoint: str | None):
-    """trainer.train, resumed from checkpoint if given. Checkpoint files are read weights-only (tensors and plain
-    containers); one that holds other objects is refused rather than unpickled, and that is the user's to fix."""
+    """trainer.train, resumed from checkpoint if given. Under single and ddp the checkpoint's files are read
+    weights-only (tensors and plain containers): one that holds other objects is refused rather than unpickled.
+    DeepSpeed ZeRO and sharded FSDP unpickle theirs; build_run has already refused such a checkpoint unless this
+    user's runs wrote it (training/checkpoint_identity.py) or train.trust_checkpoint says so."""
     try:
         return trainer.train(resume_from_checkpoint=checkpoint)
     except pickle.UnpicklingError as e:
