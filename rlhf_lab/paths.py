@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,15 @@ def write_lines_atomic(path: Path, lines: list[str]) -> None:
 
 
 def publish_dir(tmp_dir: Path, final_dir: Path) -> None:
-    """Move a completely written directory to its final name (replacing an older one)."""
+    """Move a completely written directory to its final name. An older one there is renamed aside first and removed
+    only once the new one is in place, so an interruption between the steps leaves both, never neither."""
+    aside = None
     if final_dir.exists():
-        shutil.rmtree(final_dir)
+        aside = final_dir.with_name(f".{final_dir.name}.replaced-{os.getpid()}")
+        os.replace(final_dir, aside)
     os.replace(tmp_dir, final_dir)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def publish_cache_entry(tmp_dir: Path, final_dir: Path, complete: str = "config.json") -> None:
@@ -84,3 +90,30 @@ def publish_cache_entry(tmp_dir: Path, final_dir: Path, complete: str = "config.
             publish_dir(tmp_dir, final_dir)
         else:
             shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def build_once(target: Path, build: Callable[[], Path], complete: str = "config.json") -> Path:
+    """target, built by build() unless it is there. Processes that need it at once (a job array, parallel tests) take
+    turns on a lock beside it: one builds, the others wait and then find it. A cache that cannot be written is one
+    line before any building starts."""
+    import fcntl
+
+    from rlhf_lab.errors import OutputError
+
+    if (target / complete).exists():
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target.parent / f".{target.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write the model cache at {target.parent}: {e.strerror or e}; set RLHF_LAB_CACHE to a writable "
+            "directory"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if (target / complete).exists():  # another process built it while this one waited
+            return target
+        return build()
+    finally:
+        os.close(fd)

@@ -62,7 +62,7 @@ def run_cli(args, cwd, env=None, timeout=600):
     os.environ.update({"WANDB_SILENT": "true", **(env or {})})
     os.chdir(cwd)
     sys.argv = ["rlhf_lab", *[str(a) for a in args]]
-    cli._job_started, sweep.last_sweep = False, None
+    cli._job_started, cli._job_may_start, sweep.last_sweep = False, False, None
     GlobalHydra.instance().clear()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -99,3 +99,39 @@ def test_validating_online_runs_imports_nothing_heavy(tmp_path, overrides):
     )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY=\n" in proc.stdout, proc.stdout
+
+
+# What an earlier job's launcher leaves in a shell: a config-only command must neither join a process group nor wait.
+STALE_LAUNCHER = {
+    "WORLD_SIZE": "2",
+    "LOCAL_RANK": "0",
+    "RANK": "0",
+    "MASTER_ADDR": "10.255.255.1",
+    "MASTER_PORT": "29999",
+}
+
+
+@pytest.mark.parametrize(
+    "args, code", [(["--help"], 0), (["--cfg", "job", "distributed=ddp"], 0), (["--cfg", "job"], 2)]
+)
+def test_a_stale_launcher_environment_never_joins_a_process_group_on_config_only_commands(tmp_path, args, code):
+    import os
+
+    probe = PROBE.format(args=args, heavy=HEAVY).replace(
+        "assert e.code in (0, None), e.code", f"assert e.code == {code}"
+    )
+    start = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **STALE_LAUNCHER},
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY=\n" in proc.stdout, proc.stdout
+    assert time.time() - start < 10
+    if code == 2:  # a single process whose environment says two: one line, naming the stale variables
+        (line,) = proc.stderr.strip().splitlines()
+        assert "the launcher started 2 processes" in line and "unset WORLD_SIZE and LOCAL_RANK" in line

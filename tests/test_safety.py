@@ -4,9 +4,10 @@ a run whose loss turns NaN: each is one line (exit 2), never a traceback or a ru
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
-from conftest import TINY, read_summary, run_cli
+from conftest import TINY, read_summary, run_cli, run_cli_process
 
 
 @pytest.mark.parametrize(
@@ -185,3 +186,138 @@ def test_weights_only_backends_resume_any_complete_checkpoint_without_the_signat
     _forged(folder, 1)
     run = build_run(compose([*TINY, f"train.resume={folder}"]), tmp_path / "run")  # single: read weights-only
     assert run.resume.path == folder
+
+
+# ---- run directories: claimed by one live run, never clobbered ----
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(monkeypatch):
+    import time
+
+    from rlhf_lab.cli.main import register_start_resolver
+    from rlhf_lab.cli.preflight import compose
+    from rlhf_lab.config import register_schemas
+
+    register_schemas()
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)  # one second for both commands
+    dirs = []
+    for _ in range(2):
+        register_start_resolver()  # what each command does first
+        dirs.append(compose([*TINY])[1])
+    assert dirs[0] != dirs[1]
+    assert dirs[0].name.split("-")[:-1] == dirs[1].name.split("-")[:-1]  # the same date and time, then apart
+    assert all(d.name.endswith("_dpo") for d in dirs)
+
+
+def test_two_runs_started_together_from_one_folder_both_complete_apart(tmp_path):
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "rlhf_lab", *TINY, "train.max_steps=1", "train.eval=false"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    run_dirs = sorted((tmp_path / "outputs" / "runs").iterdir())
+    assert len(run_dirs) == 2
+    for run_dir in run_dirs:
+        summary = read_summary(run_dir)
+        assert summary["status"] == "completed" and summary["run_dir"] == str(run_dir)
+        assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_a_second_live_run_into_a_held_directory_is_one_line_and_touches_nothing(tmp_path):
+    from rlhf_lab.runtime.claim import claimed
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("mine")
+    with claimed(run_dir):  # a live run holds it
+        proc = run_cli([*TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+        dry = run_cli([*TINY, f"hydra.run.dir={run_dir}", "--cfg", "job"], cwd=tmp_path)
+    for p in (proc, dry):
+        assert p.returncode == 2
+        (line,) = p.stderr.strip().splitlines()
+        assert f"hydra.run.dir: {run_dir} is in use by a live run (pid {os.getpid()}" in line
+    assert sorted(p.name for p in run_dir.iterdir()) == [".rlhf_lab.lock", "notes.txt"]  # no .hydra written
+    assert run_cli([*TINY, f"hydra.run.dir={run_dir}", "--cfg", "job"], cwd=tmp_path).returncode == 0  # released
+
+
+def test_a_rerun_without_a_checkpoint_keeps_the_earlier_runs_files(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "train.max_steps=1", "train.eval=false", "train.save_steps=0", f"hydra.run.dir={run_dir}"]
+    assert run_cli(args, cwd=tmp_path).returncode == 0
+    first = (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()
+    proc = run_cli([*args, "train.seed=7"], cwd=tmp_path)  # seed is a training setting: use the same run's
+    assert proc.returncode == 2
+    proc = run_cli(args, cwd=tmp_path)  # the same run again, with nothing to continue from
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (aside,) = run_dir.glob("before-*")
+    assert "no checkpoint to continue from: the earlier run's files in this directory are kept in" in (
+        proc.stdout + proc.stderr
+    )
+    assert (aside / "adapter" / "adapter_model.safetensors").read_bytes() == first
+    assert (aside / "metrics.jsonl").read_text() and read_summary(aside)["status"] == "completed"
+
+
+def test_publishing_a_folder_never_leaves_neither_copy(tmp_path, monkeypatch):
+    from rlhf_lab import paths
+
+    final, new = tmp_path / "adapter", tmp_path / ".adapter.partial"
+    final.mkdir()
+    (final / "w").write_text("old")
+    new.mkdir()
+    (new / "w").write_text("new")
+    real = os.replace
+    calls = []
+
+    def interrupted(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # between moving the old one aside and the new one in
+        real(src, dst)
+
+    monkeypatch.setattr(paths.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        paths.publish_dir(new, final)
+    (aside,) = tmp_path.glob(".adapter.replaced-*")
+    assert (aside / "w").read_text() == "old" and (new / "w").read_text() == "new"
+    monkeypatch.setattr(paths.os, "replace", real)
+    paths.publish_dir(new, final)
+    assert (final / "w").read_text() == "new"
+
+
+def test_parallel_builds_of_a_cache_entry_take_turns(tmp_path):
+    import threading
+    import time
+
+    from rlhf_lab.paths import build_once
+
+    target = tmp_path / "models" / "entry"
+    builds = []
+
+    def build():
+        builds.append(1)
+        time.sleep(0.3)
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+        return target
+
+    threads = [threading.Thread(target=build_once, args=(target, build)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1
+
+
+def test_an_unwritable_model_cache_is_one_line_before_any_conversion(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # In a process of its own: this one has the tiny model built already.
+    proc = run_cli_process(
+        [*TINY, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env={"RLHF_LAB_CACHE": str(blocker)}
+    )
+    assert proc.returncode == 2
+    assert f"cannot write the model cache at {blocker}/models" in proc.stderr.strip().splitlines()[-1]
+    assert "set RLHF_LAB_CACHE to a writable directory" in proc.stderr

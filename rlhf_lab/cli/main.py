@@ -19,6 +19,8 @@ from rlhf_lab.paths import CONF_DIR
 
 # Set once the first job starts: an OSError before that is Hydra failing to create the output directory.
 _job_started = False
+# Set just before Hydra runs the job (not for --cfg, --help, --info): only then may processes agree on its name.
+_job_may_start = False
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
@@ -57,15 +59,28 @@ def pin_group_sweeps(argv: list[str]) -> list[str]:
 
 
 def register_start_resolver() -> None:
-    """${rlhf_lab_start:FORMAT} in run and sweep directory names: the start time every process agrees on."""
+    """${rlhf_lab_start:FORMAT} and ${rlhf_lab_unique:} in run and sweep directory names: the start time and a short
+    random part that every process agrees on. Agreeing joins a launcher's process group, so it happens only once a
+    run starts (when Hydra names its directory); config-only paths (--help, --cfg, the checks before the run) get this
+    process's own values and never touch a launcher's environment, stale or not."""
     from datetime import datetime
 
     from omegaconf import OmegaConf
 
-    from rlhf_lab.runtime.ranks import agreed_start_time, is_main, under_launcher
+    from rlhf_lab.runtime.ranks import agreed_start, is_main, local_start, under_launcher
 
-    started = datetime.fromtimestamp(agreed_start_time())
-    OmegaConf.register_new_resolver("rlhf_lab_start", lambda fmt: started.strftime(fmt), replace=True, use_cache=True)
+    made: dict[str, tuple[float, str]] = {}  # once per command (a dict, not functools.cache: submitit pickles this)
+
+    def start() -> tuple[float, str]:
+        which = "agreed" if _job_may_start and under_launcher() else "own"
+        if which not in made:
+            made[which] = agreed_start() if which == "agreed" else local_start()
+        return made[which]
+
+    OmegaConf.register_new_resolver(
+        "rlhf_lab_start", lambda fmt: datetime.fromtimestamp(start()[0]).strftime(fmt), replace=True, use_cache=True
+    )
+    OmegaConf.register_new_resolver("rlhf_lab_unique", lambda: start()[1], replace=True, use_cache=True)
     if under_launcher() and not is_main():
         # Started by torchrun & co.: the main process writes the run directory's files and logs.
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
@@ -90,6 +105,7 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def main() -> int:
+    global _job_may_start
     register_schemas()
     register_start_resolver()
     args = sys.argv[1:]
@@ -134,6 +150,7 @@ def main() -> int:
 
             check(overrides, read_data=False)  # a bad config stops here, before Hydra creates the run directory
         sys.argv[1:] = pin_group_sweeps(sys.argv[1:])
+        _job_may_start = not modes or modes in (["--run"], ["--multirun"])
         _compose_and_run()
     except UserError as e:
         if user_wants_traceback:

@@ -115,7 +115,8 @@ def _check_launcher_world(distributed) -> None:
             "distributed",
             f"the launcher started {world_size()} processes but distributed={distributed.backend} has nproc_per_node "
             f"x nnodes = {distributed.world_size}; choose a multi-process option (ddp, zero2, zero3, fsdp) and set "
-            "distributed.nproc_per_node / distributed.nnodes to match, or let rlhf_lab start the processes itself",
+            "distributed.nproc_per_node / distributed.nnodes to match, or let rlhf_lab start the processes itself "
+            "(if no launcher started this command, unset WORLD_SIZE and LOCAL_RANK, left from an earlier job)",
         )
 
 

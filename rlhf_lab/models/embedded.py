@@ -12,7 +12,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from rlhf_lab.paths import cache_dir, publish_cache_entry
+from rlhf_lab.paths import build_once, cache_dir, publish_cache_entry
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,10 @@ def converted_dir(gguf_path: Path) -> Path:
 def ensure_converted(gguf_path: Path) -> Path:
     """Return a local checkpoint dir for the GGUF file, converting it on first use."""
     target = converted_dir(gguf_path)
-    if (target / "config.json").exists():
-        return target
+    return build_once(target, lambda: _convert(gguf_path, target))
+
+
+def _convert(gguf_path: Path, target: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

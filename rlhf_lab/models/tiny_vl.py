@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rlhf_lab.models.tiny import TOKENIZER_SOURCE, publish_built
-from rlhf_lab.paths import cache_dir, resolve_pkg_path
+from rlhf_lab.paths import build_once, cache_dir, resolve_pkg_path
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 # Small images stay small: 28x28 to 112x112 pixels (1 to 16 vision tokens after the 2x2 merge).
@@ -32,8 +32,10 @@ CHAT_TEMPLATE = (
 def ensure_tiny_vl() -> Path:
     """Build (once, seeded) and cache the tiny vision-language model and its processor."""
     target = cache_dir() / "models" / "tiny-qwen2-vl-v1"
-    if (target / "config.json").exists():
-        return target
+    return build_once(target, lambda: _build(target))
+
+
+def _build(target: Path) -> Path:
     import torch
     from transformers import (
         AutoTokenizer,

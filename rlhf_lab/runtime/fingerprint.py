@@ -46,8 +46,9 @@ NOT_TRAINING = frozenset(
         "algorithm.reward_server_batch_size",
     }
 )
-# Files Hydra writes into the run directory before a job starts (they belong to whichever command ran last).
-HYDRA_FILES = (".hydra",)
+# Files Hydra writes into the run directory before a job starts (they belong to whichever command ran last), and the
+# lock a live run holds (runtime/claim.py).
+HYDRA_FILES = (".hydra", ".rlhf_lab.lock")
 # What a run writes into its directory; anything else there (the user's data, notes) is not a run's and is left alone.
 RUN_OUTPUTS = frozenset(
     {
@@ -186,4 +187,9 @@ def set_aside(run_dir: Path) -> Path | None:
 
 def _of_a_run(entry: Path) -> bool:
     """A file or folder a run wrote (an earlier run already set aside under before-<time>/ is not one)."""
-    return entry.name in RUN_OUTPUTS or (entry.name.startswith("traceback") and entry.suffix == ".txt")
+    return (
+        entry.name in RUN_OUTPUTS
+        or (entry.name.startswith("traceback") and entry.suffix == ".txt")
+        # an older model folder renamed aside while a new one was published (paths.publish_dir)
+        or entry.name.startswith((".adapter.replaced-", ".model.replaced-", ".export.replaced-"))
+    )

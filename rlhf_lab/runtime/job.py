@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, OutputError, UserError, print_error_line
 from rlhf_lab.paths import write_json_atomic
 from rlhf_lab.runtime import fingerprint
+from rlhf_lab.runtime.claim import claimed
 from rlhf_lab.runtime.interrupts import stop_signals
 from rlhf_lab.runtime.ranks import is_main
 
@@ -72,7 +73,8 @@ def run_job(
 
         write_report(run_dir, data)  # the run has ended: its report.md and curves
 
-    with stop_signals() as stop, _released():
+    # One live run per directory: a second one stops here, before it writes or removes anything.
+    with claimed(run_dir) if is_main() else contextlib.nullcontext(), stop_signals() as stop, _released():
         try:
             from rlhf_lab.config.run import build_run
 
@@ -93,10 +95,12 @@ def run_job(
                 log.error("job failed: %s", failed["error"])
                 return {**base, **failed}
             _stop_before_start(run_dir, fresh, e)
-        if is_main() and run.train.resume == "never":
+        if is_main() and run.resume.path is None:
+            # Starting from step 0 where an earlier run left files: they are kept, never mixed or overwritten.
             aside = fingerprint.set_aside(run_dir)
             if aside:
-                log.warning("train.resume=never: the earlier run's files in this directory are kept in %s", aside)
+                why = "train.resume=never" if run.train.resume == "never" else "no checkpoint to continue from"
+                log.warning("%s: the earlier run's files in this directory are kept in %s", why, aside)
         # Written before training so that a run killed midway never looks completed; by the main process only (the
         # others of a run started with torchrun share the directory).
         try:

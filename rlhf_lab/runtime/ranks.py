@@ -31,19 +31,26 @@ def barrier() -> None:
         dist.barrier()
 
 
-def agreed_start_time() -> float:
-    """The run's start time, the same in every process a launcher started (rank 0's, broadcast), so that they
-    all compose the same run directory. Joining the process group here is what the trainer would do anyway."""
-    import time
-
-    now = time.time()
+def agreed_start() -> tuple[float, str]:
+    """The run's start time and a short random name part, the same in every process a launcher started (rank 0's,
+    broadcast), so that they all compose the same run directory, and two runs started in the same second do not.
+    Joining the process group here is what the trainer would do anyway."""
+    mine = local_start()
     if not under_launcher():
-        return now
+        return mine
     import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
-    shared = [now]
+    shared = [mine]
     dist.broadcast_object_list(shared, src=0)
     return shared[0]
+
+
+def local_start() -> tuple[float, str]:
+    """This process's start time and random name part (what agreed_start shares from rank 0)."""
+    import secrets
+    import time
+
+    return time.time(), secrets.token_hex(3)

@@ -26,11 +26,18 @@ def signing_key() -> bytes:
     """This user's key, made on first use; parallel first uses agree on one key (create-exclusive, then read)."""
     path = cache_dir() / KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             pass
+        except OSError as e:
+            from rlhf_lab.errors import OutputError
+
+            raise OutputError(
+                f"cannot write the checkpoint signing key at {path}: {e.strerror or e}; set RLHF_LAB_CACHE to a "
+                "writable directory"
+            ) from None
         else:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))

@@ -56,6 +56,9 @@ def _train(run: Run) -> dict:
     if is_main():
         # From here the directory holds this run: a later command may continue it only with the same settings.
         run_id = fingerprint.write(run.run_dir, run.resolved)
+        from rlhf_lab.training.checkpoint_identity import signing_key
+
+        signing_key()  # made now: a cache it cannot be written to is one line before the model loads, not mid-run
     note_resume(run)
 
     from transformers import set_seed

@@ -168,7 +168,7 @@ def _truncation(values: list[str]) -> list[str]:
 
 
 # --output_dir DIR: like ms-swift's DIR/v<N>-<time>, each run gets a folder of its own inside DIR.
-RUN_NAME = "${rlhf_lab_start:%Y%m%d-%H%M%S}"
+RUN_NAME = "${rlhf_lab_start:%Y%m%d-%H%M%S}-${rlhf_lab_unique:}"
 _NO_PERIODIC_EVAL = "rlhf_lab evaluates on the held-out rows before and after training (train.eval), not every N steps"
 _HUB = "the Hugging Face Hub is rlhf_lab's hub; a ModelScope id may differ there (check it, or give a local path)"
 
