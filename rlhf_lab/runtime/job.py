@@ -13,10 +13,11 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from rlhf_lab.config.secrets import mask_overrides
 from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, OutputError, UserError, print_error_line
-from rlhf_lab.paths import write_json_atomic
+from rlhf_lab.paths import write_json_atomic, write_text_atomic
 from rlhf_lab.runtime import fingerprint
 from rlhf_lab.runtime.claim import claimed
 from rlhf_lab.runtime.interrupts import stop_signals
@@ -37,7 +38,8 @@ def run_hydra_job(cfg: DictConfig) -> dict:
         cfg,
         Path(hc.runtime.output_dir),
         choices=dict(hc.runtime.choices),
-        overrides=tuple(hc.overrides.task),
+        # As typed: reading the list's items would resolve the interpolations they hold (${oc.env:KEY}).
+        overrides=tuple(OmegaConf.to_container(hc.overrides.task, resolve=False)),
         sweep_dir=Path(hc.sweep.dir) if multirun else None,
     )
 
@@ -56,7 +58,12 @@ def run_job(
     multirun = sweep_dir is not None
     started = time.time()
     summary_path = run_dir / "summary.json"
-    base = {"status": "running", "run_dir": str(run_dir), "overrides": list(overrides), "started_at": started}
+    base = {
+        "status": "running",
+        "run_dir": str(run_dir),
+        "overrides": list(mask_overrides(overrides)),
+        "started_at": started,
+    }
     # Made for this command (Hydra's files only): a run that stops on bad input before it begins leaves nothing here.
     fresh = not run_dir.exists() or fingerprint.only_hydra_files(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +188,7 @@ def failed_fields(e: BaseException, run_dir: Path) -> dict:
         failed["traceback"] = e.traceback_path
     else:
         failed["error"] = f"{type(e).__name__}: {e}"
-        (run_dir / "traceback.txt").write_text(traceback.format_exc())
+        write_text_atomic(run_dir / "traceback.txt", traceback.format_exc())
         failed["traceback"] = str(run_dir / "traceback.txt")
     return failed
 

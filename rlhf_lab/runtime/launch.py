@@ -19,7 +19,9 @@ from pathlib import Path
 import yaml
 
 from rlhf_lab.config.run import Run
+from rlhf_lab.config.secrets import ENV_VAR as SECRETS_ENV
 from rlhf_lab.errors import Interrupted, UserError
+from rlhf_lab.paths import write_text_atomic
 from rlhf_lab.runtime.interrupts import STOP
 from rlhf_lab.runtime.ranks import under_launcher
 
@@ -72,7 +74,7 @@ def write_launch_spec(run: Run) -> Path:
         "overrides": list(run.overrides),
         "sweep_dir": str(run.sweep_dir) if run.sweep_dir else None,
     }
-    (folder / RESOLVED_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
+    write_text_atomic(folder / RESOLVED_FILE, yaml.safe_dump(spec, sort_keys=False))
     return folder
 
 
@@ -135,7 +137,9 @@ def spawn_workers(run: Run) -> dict:
     folder = write_launch_spec(run)
     # Its own session: a Ctrl-C in the terminal reaches this process only, which passes it on once (torchrun
     # forwards it to the workers, which stop at a step boundary with a checkpoint).
-    child = subprocess.Popen(torchrun_command(run), start_new_session=True)
+    # The config file holds the masked secrets; the workers get the real values through their environment.
+    env = {**os.environ, SECRETS_ENV: json.dumps(run.secrets)} if run.secrets else None
+    child = subprocess.Popen(torchrun_command(run), start_new_session=True, env=env)
     STOP.child = child
     try:
         code = child.wait()

@@ -5,7 +5,9 @@ trains. The main process (rank 0) leaves the result; any failing rank leaves its
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, UserError, print_error_line
-from rlhf_lab.paths import write_json_atomic
+from rlhf_lab.paths import write_json_atomic, write_text_atomic
 from rlhf_lab.runtime.interrupts import stop_signals
 from rlhf_lab.runtime.launch import LAUNCH_DIR, RESOLVED_FILE, RESULT_FILE
 from rlhf_lab.runtime.ranks import is_main, rank
@@ -21,6 +23,8 @@ from rlhf_lab.runtime.ranks import is_main, rank
 
 def main(run_dir: Path) -> int:
     from rlhf_lab.config.run import build_run
+    from rlhf_lab.config.secrets import ENV_VAR as SECRETS_ENV
+    from rlhf_lab.config.secrets import restored
     from rlhf_lab.config.store import typed_config
     from rlhf_lab.training.pipeline import train
 
@@ -29,13 +33,16 @@ def main(run_dir: Path) -> int:
     try:
         spec = yaml.safe_load((folder / RESOLVED_FILE).read_text())
         sweep_dir = Path(spec["sweep_dir"]) if spec["sweep_dir"] else None
+        # The file holds the secrets masked; the launching process passed their real values in the environment.
+        secrets = [(tuple(place), value) for place, value in json.loads(os.environ.get(SECRETS_ENV) or "[]")]
         run = build_run(
-            typed_config(spec["config"]),
+            typed_config(restored(spec["config"], secrets)),
             run_dir,
             choices=spec["choices"],
             overrides=tuple(spec["overrides"]),
             sweep_dir=sweep_dir,
             check_dir=False,
+            secret_places=tuple(place for place, _ in secrets),
         )
         with stop_signals():
             result = train(run)
@@ -56,7 +63,7 @@ def main(run_dir: Path) -> int:
         else:
             report["error"] = f"{type(e).__name__}: {e}"
             path = run_dir / f"traceback-rank{rank()}.txt"
-            path.write_text(traceback.format_exc())
+            write_text_atomic(path, traceback.format_exc())
             report["traceback"] = str(path)
         write_json_atomic(folder / f"error-rank{rank()}.json", report)
         print_error_line(f"rank {rank()}: {report['error']}")

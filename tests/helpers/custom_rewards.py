@@ -57,3 +57,18 @@ def fails_on_rank_one(completions, **kwargs):
 def length_in_chars(completions, **kwargs):
     """The answer's length: varies between the tiny model's random answers, so every group carries signal."""
     return [float(len(c)) for c in completions]
+
+
+class KeyedReward:
+    """A reward holding a credential (as an API client would): writes a digest of the key it received to `record`
+    when it scores, so that a test can check the real key arrived without the key itself being written anywhere."""
+
+    def __init__(self, api_key, record):
+        self.api_key, self.record = api_key, record
+
+    def __call__(self, completions, **kwargs):
+        import hashlib
+        from pathlib import Path
+
+        Path(self.record).write_text(hashlib.sha256(str(self.api_key).encode()).hexdigest())
+        return [float(len(c)) for c in completions]
