@@ -60,6 +60,33 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_dir(path.parent)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make a rename in folder durable: after a power loss the file has its new content or its old, not neither."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems (and platforms) cannot sync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """rows as CSV text with these columns (other keys ignored), for an atomic write."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def write_lines_atomic(path: Path, lines: list[str]) -> None:

@@ -321,3 +321,31 @@ def test_an_unwritable_model_cache_is_one_line_before_any_conversion(tmp_path):
     assert proc.returncode == 2
     assert f"cannot write the model cache at {blocker}/models" in proc.stderr.strip().splitlines()[-1]
     assert "set RLHF_LAB_CACHE to a writable directory" in proc.stderr
+
+
+# ---- records: written whole, by rename, and the rename made durable ----
+
+
+def test_records_are_replaced_whole_and_their_folder_synced(tmp_path, monkeypatch):
+    from rlhf_lab import paths
+    from rlhf_lab.tracking.sweep import write_tables
+
+    table = tmp_path / "sweep_summary.md"
+    table.write_text("the earlier table\n")
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(paths.os, "fsync", fsync)
+    rows = [{"job": "0", "status": "completed", "eval_after.accuracy": 0.5}]
+    write_tables(tmp_path, rows, [], ["eval_after.accuracy"])
+    assert "| 0 |" in table.read_text() and (tmp_path / "sweep_summary.csv").read_text().startswith("job,")
+    assert str(tmp_path) in synced  # the directory, after the rename
+    monkeypatch.setattr(paths.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError):
+        write_tables(tmp_path, [{**rows[0], "status": "failed"}], [], ["eval_after.accuracy"])
+    assert "completed" in table.read_text()  # the earlier one, whole
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -21,6 +21,7 @@ from rlhf_lab.data.rows import Rows
 from rlhf_lab.data.sources import Source, parse_source
 from rlhf_lab.data.styles import STYLES, RowProblem, detect
 from rlhf_lab.errors import ConfigError, DataError
+from rlhf_lab.paths import write_lines_atomic
 
 
 @dataclass
@@ -231,7 +232,5 @@ def write_dropped(dropped: list[Dropped], run_dir: Path) -> Path | None:
     if not dropped:
         return None
     out = run_dir / "dropped_rows.jsonl"
-    with out.open("w") as f:
-        for d in dropped:
-            f.write(json.dumps(d.__dict__) + "\n")
+    write_lines_atomic(out, [json.dumps(d.__dict__) for d in dropped])
     return out

@@ -4,7 +4,6 @@ or globs of either."""
 
 from __future__ import annotations
 
-import csv
 import glob
 import json
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_lab.errors import ConfigError
+from rlhf_lab.paths import csv_text, write_text_atomic
 from rlhf_lab.runtime import fingerprint
 from rlhf_lab.tracking.sweep import main_metric, result_columns
 
@@ -102,10 +102,7 @@ def _cell(value: Any) -> str:
 
 
 def write_tables(out: Path, rows: list[dict], columns: list[str]) -> str:
-    with (out / "compare.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_text_atomic(out / "compare.csv", csv_text(rows, columns))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
     metric = main_metric(rows)
@@ -115,7 +112,7 @@ def write_tables(out: Path, rows: list[dict], columns: list[str]) -> str:
         best = (min if lower else max)(scored, key=lambda r: r[metric])
         lines += ["", f"{'Lowest' if lower else 'Highest'} {metric}: {best['run']} ({_cell(best[metric])})"]
     markdown = "\n".join(lines)
-    (out / "compare.md").write_text(markdown + "\n")
+    write_text_atomic(out / "compare.md", markdown + "\n")
     return markdown
 
 

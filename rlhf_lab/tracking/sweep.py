@@ -3,7 +3,6 @@ Markdown, and a PNG of the main metric against the swept values. A Hydra callbac
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from rlhf_lab.paths import csv_text, write_text_atomic
 
 # The metric a sweep is judged by, in order of preference (the first one the jobs have).
 MAIN_METRICS = (
@@ -88,10 +89,7 @@ def collect(sweep_dir: Path) -> tuple[list[dict], list[str], list[str]]:
 
 def write_tables(sweep_dir: Path, rows: list[dict], swept: list[str], metric_cols: list[str]) -> Path:
     columns = ["job", *swept, "status", *metric_cols, "error", "traceback"]
-    with (sweep_dir / "sweep_summary.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_text_atomic(sweep_dir / "sweep_summary.csv", csv_text(rows, columns))
 
     def cell(v: Any) -> str:
         if v is None or v == "":
@@ -114,7 +112,7 @@ def write_tables(sweep_dir: Path, rows: list[dict], swept: list[str], metric_col
         )
         lines += ["", f"Best trial: {params} (objective {best['best_value']})"]
     table = sweep_dir / "sweep_summary.md"
-    table.write_text("\n".join(lines) + "\n")
+    write_text_atomic(table, "\n".join(lines) + "\n")
     return table
 
 
