@@ -210,14 +210,14 @@ def test_group_sweeps_are_pinned_for_the_sweep_wide_composition():
 
 
 def test_a_sweep_over_algorithms_accepts_their_own_keys(tmp_path):
-    # Each job fails fast at validation (max_steps=0), which is enough to see what it composed.
+    # Each job passes the config checks and fails fast on its missing data, which is enough to see what it composed.
     proc = run_cli(
         [
             "-m",
             "algorithm=grpo,cispo",
             "algorithm.num_generations=4",
             "model=tiny",
-            "train.max_steps=0",
+            "dataset.path=/no/such/file.jsonl",
             f"hydra.sweep.dir={tmp_path}/s",
         ],
         cwd=tmp_path,
@@ -226,4 +226,4 @@ def test_a_sweep_over_algorithms_accepts_their_own_keys(tmp_path):
     for job, loss in (("0", "grpo"), ("1", "cispo")):
         config = (tmp_path / "s" / job / ".hydra" / "config.yaml").read_text()
         assert f"loss_type: {loss}" in config and "num_generations: 4" in config
-        assert "train.max_steps" in (tmp_path / "s" / job / "summary.json").read_text()
+        assert "/no/such/file.jsonl: no such file" in (tmp_path / "s" / job / "summary.json").read_text()

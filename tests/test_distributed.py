@@ -206,3 +206,15 @@ def test_zero2_resumes_its_own_signed_checkpoint(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     summary = read_summary(run_dir)
     assert summary["global_steps"] == 3 and summary["resumed_from"].endswith("checkpoint-2")
+
+
+@pytest.mark.parametrize("backend", ["zero2", "fsdp"])
+def test_an_engine_that_needs_a_process_group_runs_with_one_process(tmp_path, backend):
+    # ZeRO-3 offload on one GPU is a common way to fit a large model: one worker, started by the launcher.
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        [*TINY, f"distributed={backend}", "distributed.nproc_per_node=1", "train.eval=false", f"hydra.run.dir={run_dir}"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_summary(run_dir)["global_steps"] == 2

@@ -132,6 +132,15 @@ def test_every_readme_example_translates_into_a_run_that_passes_the_dry_run(data
     assert [g for g, _ in result.refused] == [g for g in accounted if g.startswith("--eval_steps")]
     words = shlex.split(result.command())
     overrides = words[words.index("rlhf_lab") + 1 :]
+    import importlib.util
+
+    if "model.attn_implementation=flash_attention_2" in overrides and importlib.util.find_spec("flash_attn") is None:
+        # A GPU recipe: here, without the kernel's package, the dry run says so instead of failing once loaded.
+        from rlhf_lab.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="flash_attention_2 needs the flash_attn package"):
+            check(overrides, read_data=True)
+        overrides = [o.replace("flash_attention_2", "sdpa") for o in overrides]
     checked = check(overrides, read_data=True)
     assert checked.train_rows > 0
 

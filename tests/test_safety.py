@@ -349,3 +349,58 @@ def test_records_are_replaced_whole_and_their_folder_synced(tmp_path, monkeypatc
         write_tables(tmp_path, [{**rows[0], "status": "failed"}], [], ["eval_after.accuracy"])
     assert "completed" in table.read_text()  # the earlier one, whole
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+# ---- every value checked at the door ----
+
+LONG = "/tmp/" + "a" * 5000
+
+
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        (["+algorithm.betta=0.2"], "unknown key 'algorithm.betta' (did you mean 'algorithm.beta'?)"),
+        (["++algorithm.betta=0.2"], "unknown key 'algorithm.betta' (did you mean 'algorithm.beta'?)"),
+        (["+anything=1"], "unknown key 'anything'; '+' adds no setting"),
+        (["tuner.name=full"], "tuner.name: is set by the tuner option, not on its own"),
+        (["algorithm.name=kto"], "choose the option instead: algorithm=kto"),
+        (["distributed.backend=ddp"], "choose the option instead: distributed=ddp"),
+        (["logger.backend=wandb"], "choose the option instead: logger=wandb"),
+        (["train.seed=-1"], "train.seed: must be in [0, 4294967296), got -1"),
+        (["train.dataset_num_proc=-2"], "train.dataset_num_proc: must be > 0, got -2"),
+        (["model.attn_implementation=flash_attention_2"], "needs the flash_attn package, which is not installed"),
+        (["distributed=ddp", "distributed.nproc_per_node=1"], "distributed=ddp with one process in all"),
+        (["=0.2"], "the override '=0.2' names no key"),
+        ([f"dataset.path={LONG}"], "cannot be looked up (File name too long, 5005 characters)"),
+    ],
+)
+def test_values_a_library_would_reject_later_are_one_line_at_the_door(tmp_path, overrides, needle):
+    proc = run_cli([*TINY, *overrides, "--cfg", "job"], cwd=tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert needle in line and len(line) < 600, line
+
+
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        (["tuner.target_modules=[q_proj,nope_proj]"], "tuner.target_modules: nope_proj names no module of"),
+        (["model.min_pixels=100"], "model.min_pixels: sizes images, but"),
+        (["tuner.freeze_vit=false"], "tuner.freeze_vit: applies to a vision tower"),
+    ],
+)
+def test_settings_that_depend_on_the_model_are_checked_before_it_loads(tmp_path, overrides, needle):
+    proc = run_cli([*TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert needle in proc.stderr.strip().splitlines()[-1]
+    assert "model loaded" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "run").exists()  # made for this command, and it never began
+
+
+def test_a_sweep_checks_every_job_before_the_first_starts(tmp_path):
+    proc = run_cli(["-m", *TINY, "algorithm.beta=0.1,-1", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("config error: job 1 (") and "algorithm.beta=-1" in line
+    assert "of the sweep: algorithm.beta: must be > 0, got -1.0; no job was started" in line
+    assert not (tmp_path / "sweep").exists()  # job 0 never trained

@@ -12,23 +12,25 @@ def test_sweep_summary_with_a_failing_job(tmp_path):
             "-m",
             *TINY,
             "train.max_steps=1",
-            "algorithm.beta=0.1,-1",
+            "dataset.path=pkg://rlhf_lab/demo_data/arith_pairs,/no/such.jsonl",
             "algorithm.loss_type=sigmoid,ipo",
             f"hydra.sweep.dir={tmp_path}/sweep",
         ],
         cwd=tmp_path,
     )
     sweep = tmp_path / "sweep"
-    # Two jobs have an invalid beta: they fail, the other two complete, and the command reports it.
+    # Two jobs read a file that is not there (a config error would stop the sweep before it starts): they fail, the
+    # other two complete, and the command reports it.
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "2 of 4 jobs failed" in proc.stderr
     rows = list(csv.DictReader((sweep / "sweep_summary.csv").open()))
     assert len(rows) == 4
-    by_combo = {(r["algorithm.beta"], r["algorithm.loss_type"]): r for r in rows}
-    assert set(by_combo) == {("0.1", "sigmoid"), ("0.1", "ipo"), ("-1", "sigmoid"), ("-1", "ipo")}
-    for (beta, _), r in by_combo.items():
-        if beta == "-1":
-            assert r["status"] == "failed" and "algorithm.beta: must be > 0" in r["error"]
+    by_combo = {(r["dataset.path"], r["algorithm.loss_type"]): r for r in rows}
+    data, missing = r"pkg\://rlhf_lab/demo_data/arith_pairs", "/no/such.jsonl"  # as Hydra writes the override
+    assert set(by_combo) == {(data, "sigmoid"), (data, "ipo"), (missing, "sigmoid"), (missing, "ipo")}
+    for (path, _), r in by_combo.items():
+        if path == missing:
+            assert r["status"] == "failed" and "/no/such.jsonl: no such file" in r["error"]
         else:
             assert r["status"] == "completed" and float(r["eval_after.accuracy"]) >= 0
             assert float(r["train_loss"]) > 0
@@ -36,7 +38,7 @@ def test_sweep_summary_with_a_failing_job(tmp_path):
     for r in rows:
         assert json.loads((sweep / r["job"] / "summary.json").read_text())["status"] == r["status"]
     table = (sweep / "sweep_summary.md").read_text()
-    assert table.count("\n") == 2 + 4 and "| algorithm.beta | algorithm.loss_type | status |" in table
+    assert table.count("\n") == 2 + 4 and "| dataset.path | algorithm.loss_type | status |" in table
     png = sweep / "sweep_summary.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 

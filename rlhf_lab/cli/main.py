@@ -86,6 +86,16 @@ def register_start_resolver() -> None:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled"]
 
 
+def check_override_keys(overrides: list[str]) -> None:
+    """An override with nothing before its '=' (an unset shell variable: "$KEY=0.2") names no setting."""
+    for override in overrides:
+        key, sep, _ = override.partition("=")
+        if sep and not key.lstrip("+~").strip():
+            raise ConfigError(
+                None, f"the override {override!r} names no key; write key=value (e.g. algorithm.beta=0.2)"
+            )
+
+
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     """(Hydra's flags with their values, the overrides)."""
     flags, overrides = [], []
@@ -129,6 +139,7 @@ def main() -> int:
             print(render_help(CONF_DIR, [a for a in args if a not in ("--help", "-h")]))
             return 0
         flags, overrides = split_args(args)
+        check_override_keys(overrides)
         from rlhf_lab.cli.swift.environment import environment_overrides
         from rlhf_lab.cli.swift.flags import check_foreign_flags
 
@@ -149,6 +160,11 @@ def main() -> int:
             from rlhf_lab.cli.preflight import check
 
             check(overrides, read_data=False)  # a bad config stops here, before Hydra creates the run directory
+        elif modes == ["--multirun"] and not _is_search(overrides):
+            failed = check_sweep(overrides)  # every job's config, before the first job starts
+            if failed:
+                print_error_line(failed)
+                return EXIT_USER_ERROR
         sys.argv[1:] = pin_group_sweeps(sys.argv[1:])
         _job_may_start = not modes or modes in (["--run"], ["--multirun"])
         _compose_and_run()
@@ -170,7 +186,8 @@ def main() -> int:
         # Hydra creates the run or sweep directory and writes .hydra/ there before any job starts.
         if user_wants_traceback or _job_started:
             raise
-        where = e.filename or "the output directory"
+        where = str(e.filename or "the output directory")
+        where = where if len(where) <= 100 else where[:97] + "..."
         print(
             f"output error: cannot write {where}: {e.strerror or e}; choose another with hydra.run.dir=... "
             "(hydra.sweep.dir=... for -m)",
@@ -186,6 +203,31 @@ def main() -> int:
         )
         return 1
     return 0
+
+
+def _is_search(overrides: list[str]) -> bool:
+    """An Optuna search chooses its jobs' values as it runs: they cannot be checked before it starts."""
+    return any(o.split("=")[0] == "hparams_search" for o in overrides)
+
+
+def check_sweep(overrides: list[str]) -> str | None:
+    """The first job of a basic sweep whose config fails the checks, as one line naming it (None: all pass)."""
+    from rlhf_lab.cli.preflight import check, sweep_jobs
+
+    for num, job in enumerate(sweep_jobs(overrides)):
+        try:
+            check(job, read_data=False, job_num=num)
+        except UserError as e:
+            line = e.one_line()
+        except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
+            line = explain(e)
+        else:
+            continue
+        from rlhf_lab.config.secrets import mask_overrides
+
+        kind, _, rest = line.partition(": ")  # "config error: ..." -> "config error: job 1 (...) of the sweep: ..."
+        return f"{kind}: job {num} ({' '.join(mask_overrides(job))}) of the sweep: {rest}; no job was started"
+    return None
 
 
 def dry_run_sweep(overrides: list[str]) -> int:
@@ -205,7 +247,7 @@ def dry_run_sweep(overrides: list[str]) -> int:
             failed += 1
             line = explain(e)
         print(f"job {num} ({' '.join(mask_overrides(job)) or 'defaults'}): {line}", file=sys.stderr)
-    if any(o.split("=")[0] == "hparams_search" for o in overrides):
+    if _is_search(overrides):
         print(
             "the search's own parameters (hydra.sweeper.params) are chosen by Optuna as it runs; the jobs above "
             "use the config's values for them",

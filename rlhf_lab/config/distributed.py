@@ -73,6 +73,12 @@ class DDPConfig(DistributedConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         positive("bucket_cap_mb", self.bucket_cap_mb)
+        if self.world_size < 2:
+            raise ConfigError(
+                "nproc_per_node",
+                "distributed=ddp with one process in all is distributed=single (DDP has nothing to average); use "
+                "distributed=single, or 2 or more processes",
+            )
 
 
 @dataclass

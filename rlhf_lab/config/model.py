@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,6 +14,8 @@ from rlhf_lab.errors import ConfigError
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 ATTN = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+# Kernels that live in a package of their own (transformers fails on them only once the model loads).
+_ATTN_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_interface"}
 
 
 @dataclass
@@ -50,3 +53,10 @@ class ModelConfig:
             raise ConfigError("min_pixels", f"{self.min_pixels} is above max_pixels={self.max_pixels}")
         if self.attn_implementation is not None:
             one_of("attn_implementation", self.attn_implementation, ATTN)
+            package = _ATTN_PACKAGES.get(self.attn_implementation)
+            if package and importlib.util.find_spec(package) is None:
+                raise ConfigError(
+                    "attn_implementation",
+                    f"{self.attn_implementation} needs the {package} package, which is not installed; install it "
+                    "(CUDA GPUs only), or use sdpa",
+                )

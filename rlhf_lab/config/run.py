@@ -18,6 +18,7 @@ from rlhf_lab.config.algorithm import AlgorithmConfig
 from rlhf_lab.config.dataset import DatasetConfig
 from rlhf_lab.config.distributed import DistributedConfig
 from rlhf_lab.config.extras import installed, missing_message
+from rlhf_lab.config.keys import check_known_keys, check_selectors
 from rlhf_lab.config.logger import LoggerConfig
 from rlhf_lab.config.model import ModelConfig
 from rlhf_lab.config.secrets import find_secrets, mask_overrides, masked
@@ -163,9 +164,11 @@ def build_run(
     process that starts the run checks; the processes it starts, which see its first files, do not, nor do plan and
     eval, which read a run's config without running it). secret_places: where the launching process found secrets (a
     worker's config, resolved already, no longer shows which values came from the environment)."""
+    check_selectors(tuple(overrides))
     parts = {
         g: _group_object(cfg, g) for g in ("algorithm", "model", "tuner", "dataset", "distributed", "logger", "train")
     }
+    check_known_keys(cfg, parts)
     spec = get_spec(parts["algorithm"].name)
     if parts["distributed"].backend not in spec.distributed:
         raise ConfigError(

@@ -77,6 +77,10 @@ class TrainConfig:
         positive("logging_steps", self.logging_steps)
         if self.save_total_limit is not None:
             positive("save_total_limit", self.save_total_limit)
+        # numpy's and torch's generators take seeds in [0, 2**32).
+        in_range("seed", self.seed, 0, 2**32, high_open=True)
+        if self.dataset_num_proc is not None:
+            positive("dataset_num_proc", self.dataset_num_proc)
         one_of("bf16", self.bf16, ("auto", True, False))
         one_of("lr_scheduler_type", self.lr_scheduler_type, LR_SCHEDULERS)
         if not self.resume.strip():

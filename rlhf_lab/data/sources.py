@@ -58,7 +58,14 @@ class Source:
         self.spec = spec
         self.subset = subset
         self.path = resolve_data_path(spec.location)
-        if self.path.exists():
+        try:
+            found = self.path.exists()
+        except OSError as e:  # e.g. a name longer than the filesystem allows
+            where = spec.location if len(spec.location) <= 80 else spec.location[:77] + "..."
+            raise DataError(
+                where, f"cannot be looked up ({e.strerror}, {len(spec.location)} characters); check dataset.path"
+            ) from None
+        if found:
             self.kind = "file" if self.path.is_file() else "saved" if _is_saved(self.path) else "folder"
         elif _HUB_ID.match(spec.location) and not _DATA_SUFFIX.search(spec.location):
             self.kind = "hub"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from rlhf_lab.config.distributed import WHOLE_MODEL_BACKENDS
 from rlhf_lab.config.run import Run
 from rlhf_lab.config.secrets import ENV_VAR as SECRETS_ENV
 from rlhf_lab.errors import Interrupted, UserError
@@ -57,7 +58,8 @@ def launch(run: Run) -> dict:
 
         return train(run)
     check_devices(run)
-    if run.world_size == 1:
+    # DeepSpeed and FSDP need a process group even for one process (ZeRO-3 offload on one GPU): a launcher starts it.
+    if run.world_size == 1 and run.distributed.backend in WHOLE_MODEL_BACKENDS:
         from rlhf_lab.training.pipeline import train
 
         return train(run)

@@ -235,13 +235,35 @@ def build_trainer(run: Run, inputs: TrainInputs):
 
 
 def load_processing(run: Run) -> tuple:
-    """(a vision-language model's processor or None, the tokenizer)."""
+    """(a vision-language model's processor or None, the tokenizer); then the settings that depend on the model's
+    kind and weight names are checked, before it loads."""
     from rlhf_lab.models.load import load_processor, load_tokenizer
 
     processor = load_processor(run.model)
     tokenizer = processor.tokenizer if processor is not None else load_tokenizer(run.model)
     run.algorithm.prepare_tokenizer(tokenizer, run.model.name_or_path)
+    check_model_settings(run, vision=processor is not None)
     return processor, tokenizer
+
+
+def check_model_settings(run: Run, vision: bool) -> None:
+    """Settings that would do nothing on this model, or that the libraries would refuse once it has loaded."""
+    from pathlib import Path
+
+    from rlhf_lab.models.checkpoint_names import check_target_modules
+    from rlhf_lab.models.load import local_checkpoint
+    from rlhf_lab.models.source import resolve_source
+
+    if not vision:
+        for key in ("min_pixels", "max_pixels"):
+            if getattr(run.model, key) is not None:
+                raise ConfigError(f"model.{key}", f"sizes images, but {run.model.name_or_path} is a text model")
+        if run.tuner.freeze_vit is False:
+            raise ConfigError("tuner.freeze_vit", f"applies to a vision tower, and {run.model.name_or_path} has none")
+    target = getattr(run.tuner, "target_modules", None)
+    if target is not None:
+        folder = Path(local_checkpoint(resolve_source(run.model.name_or_path)))
+        check_target_modules(target, folder, run.model.name_or_path)
 
 
 def load_inputs(run: Run, splits, bf16: bool, processing: tuple | None = None, lazy=None) -> TrainInputs:
