@@ -404,3 +404,30 @@ def test_a_sweep_checks_every_job_before_the_first_starts(tmp_path):
     assert line.startswith("config error: job 1 (") and "algorithm.beta=-1" in line
     assert "of the sweep: algorithm.beta: must be > 0, got -1.0; no job was started" in line
     assert not (tmp_path / "sweep").exists()  # job 0 never trained
+
+
+# ---- rewards: built once per job, after the checks that import them ----
+
+
+@pytest.mark.parametrize(
+    "entry", ["helpers.custom_rewards.CountedReward", "{_target_: helpers.custom_rewards.CountedReward, scale: 2.0}"]
+)
+def test_a_reward_object_is_built_once_for_checks_and_training(tmp_path, tiny_model_dir, entry):
+    from conftest import GRPO_TINY
+    from helpers.custom_rewards import CountedReward
+
+    before = CountedReward.built
+    proc = run_cli([*GRPO_TINY, f"algorithm.reward_funcs=[{entry}]", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert CountedReward.built - before == 1  # was 3 or more: two config checks, the data check and the trainer
+    assert read_summary(tmp_path / "run")["status"] == "completed"
+
+
+def test_a_dotted_path_class_that_cannot_be_built_is_one_line(tmp_path):
+    proc = run_cli(
+        ["algorithm=grpo", "algorithm.reward_funcs=[helpers.custom_rewards.BreaksWhenBuilt]", "--cfg", "job"], tmp_path
+    )
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "algorithm.reward_funcs[0]: cannot build 'helpers.custom_rewards.BreaksWhenBuilt'" in line
+    assert "RuntimeError: no client for you" in line

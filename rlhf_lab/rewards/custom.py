@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -85,12 +86,32 @@ def reward_name(reward: Any) -> str:
     return getattr(reward, "__name__", None) or type(reward).__name__
 
 
+# Custom rewards built in this job, by entry: the config checks, the data checks and training share one object (a
+# judge opens its client, or a reward model loads, once). Emptied when a job ends (forget_built), so that the next
+# job of a sweep gets fresh objects.
+_BUILT: dict[str, Any] = {}
+
+
+def forget_built() -> None:
+    _BUILT.clear()
+
+
 def resolve(spec: Any, i: int, cfg: Any) -> tuple[str, Callable]:
-    """(name, callable) for one reward_funcs entry."""
+    """(name, callable) for one reward_funcs entry; a custom one is built once per job (see _BUILT)."""
     key = _key(i)
+    if isinstance(spec, str) and spec in BUILTIN:
+        return spec, BUILTIN[spec](cfg)
+    memo = f"{i}:{json.dumps(spec, sort_keys=True, default=str)}"
+    if memo not in _BUILT:
+        reward = _build(spec, key)
+        check_signature(reward, key)
+        _BUILT[memo] = reward
+    reward = _BUILT[memo]
+    return reward_name(reward), reward
+
+
+def _build(spec: Any, key: str) -> Any:
     if isinstance(spec, str):
-        if spec in BUILTIN:
-            return spec, BUILTIN[spec](cfg)
         if "." not in spec and ":" not in spec:
             close = difflib.get_close_matches(spec, BUILTIN, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -100,13 +121,18 @@ def resolve(spec: Any, i: int, cfg: Any) -> tuple[str, Callable]:
                 "(my_pkg.rewards.fn) or a {_target_: ...} object",
             )
         target = import_dotted(spec, key)
-        reward = target() if inspect.isclass(target) else target
-    elif isinstance(spec, dict) and "_target_" in spec:
-        reward = instantiate_spec(spec, key)
-    else:
-        raise ConfigError(key, f"expected a reward name, a dotted path or a {{_target_: ...}} object, got {spec!r:.80}")
-    check_signature(reward, key)
-    return reward_name(reward), reward
+        if not inspect.isclass(target):
+            return target
+        # The rules a {_target_: ...} object follows: a class that cannot be built is one line naming the entry.
+        try:
+            return target()
+        except Exception as e:  # noqa: BLE001 - the user's constructor: whatever it raises is reported as its own
+            raise ConfigError(
+                key, f"cannot build {spec!r}: {type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            ) from None
+    if isinstance(spec, dict) and "_target_" in spec:
+        return instantiate_spec(spec, key)
+    raise ConfigError(key, f"expected a reward name, a dotted path or a {{_target_: ...}} object, got {spec!r:.80}")
 
 
 def needed_columns(reward: Any) -> tuple[str, ...]:

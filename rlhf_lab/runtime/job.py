@@ -170,6 +170,9 @@ def _released():
     try:
         yield
     finally:
+        from rlhf_lab.rewards.custom import forget_built
+
+        forget_built()  # the next job of a sweep builds its own reward objects
         release_job_memory()
 
 

@@ -72,3 +72,24 @@ class KeyedReward:
 
         Path(self.record).write_text(hashlib.sha256(str(self.api_key).encode()).hexdigest())
         return [float(len(c)) for c in completions]
+
+
+class CountedReward:
+    """Counts how often it is built (a judge that opens a client, or costs money, should be built once)."""
+
+    built = 0
+
+    def __init__(self, scale: float = 1.0):
+        type(self).built += 1
+        self.scale = scale
+
+    def __call__(self, completions, **kwargs):
+        return [self.scale * len(c) for c in completions]
+
+
+class BreaksWhenBuilt:
+    def __init__(self):
+        raise RuntimeError("no client for you")
+
+    def __call__(self, completions, **kwargs):
+        return [0.0 for _ in completions]
