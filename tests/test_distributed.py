@@ -213,7 +213,13 @@ def test_an_engine_that_needs_a_process_group_runs_with_one_process(tmp_path, ba
     # ZeRO-3 offload on one GPU is a common way to fit a large model: one worker, started by the launcher.
     run_dir = tmp_path / "run"
     proc = run_cli(
-        [*TINY, f"distributed={backend}", "distributed.nproc_per_node=1", "train.eval=false", f"hydra.run.dir={run_dir}"],
+        [
+            *TINY,
+            f"distributed={backend}",
+            "distributed.nproc_per_node=1",
+            "train.eval=false",
+            f"hydra.run.dir={run_dir}",
+        ],
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

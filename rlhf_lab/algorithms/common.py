@@ -111,17 +111,32 @@ def engine_args(cfg) -> dict:
     return args
 
 
+def extra_model(run: Run, key: str):
+    """How the algorithm's model in field `key` (ref_model, reward_model, value_model, teacher_model) loads: with the
+    policy's dtype and attention kernel, but its own revision and trust_remote_code (never the policy's: pinning or
+    trusting the policy says nothing about another checkpoint). Returns (its ModelConfig, the setting naming it)."""
+    revision, trust = run.algorithm.model_pins(key)
+    path = run.algorithm.model_paths()[key]
+    cfg = dataclasses.replace(
+        run.model, name_or_path=path, revision=revision, trust_remote_code=trust, num_hidden_layers=None
+    )
+    return cfg, f"algorithm.{key}"
+
+
 def reference_model(run: Run, inputs: TrainInputs, ref_path: str | None):
     """The frozen reference of DPO/KTO-style methods.
 
     LoRA without ref_path: None, and the trainer uses the adapter-disabled base (no second copy).
-    Full tuning without ref_path: a frozen copy of the base model. With ref_path: that model.
+    Full tuning without ref_path: a frozen copy of the base model. With ref_path: that model (algorithm.ref_model).
     """
     if ref_path is None and inputs.peft_config is not None:
         return None
     from rlhf_lab.models.load import load_causal_lm
 
-    return load_causal_lm(run.model, inputs.bf16, name_or_path=ref_path)
+    if ref_path is None:
+        return load_causal_lm(run.model, inputs.bf16)
+    cfg, key = extra_model(run, "ref_model")
+    return load_causal_lm(cfg, inputs.bf16, key=key)
 
 
 def load_reward_model(run: Run, bf16: bool):
@@ -130,14 +145,15 @@ def load_reward_model(run: Run, bf16: bool):
     from rlhf_lab.models.load import is_vision_model, load_causal_lm, load_tokenizer
 
     path = run.algorithm.reward_model
-    if is_vision_model(run.model, path):
+    cfg, key = extra_model(run, "reward_model")
+    if is_vision_model(cfg, key=key):
         # The online trainers score answers as text; a vision reward model would silently judge without its images.
         raise ModelError(
             f"algorithm.reward_model={path} is a vision-language reward model; {run.algorithm.name} scores answers "
             "as text only, so use a text reward model or reward functions (algorithm.reward_funcs)"
         )
-    tokenizer = load_tokenizer(dataclasses.replace(run.model, name_or_path=path))
-    model = load_causal_lm(run.model, bf16, name_or_path=path, head="reward")
+    tokenizer = load_tokenizer(cfg, key)
+    model = load_causal_lm(cfg, bf16, head="reward", key=key)
     model.config.pad_token_id = tokenizer.pad_token_id  # scores are read at the last real token
     model.requires_grad_(False).eval()
     return model, tokenizer

@@ -4,10 +4,24 @@ checks). Each algorithm family's own options live beside its code (algorithms/<f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
 from rlhf_lab.config.fields import doc
+
+
+def revision_field(model: str) -> Any:
+    """The <field>_revision setting of an extra model."""
+    return doc(None, f"Hub revision (branch, tag or commit) of {model}; null = its default branch, not model.revision.")
+
+
+def trust_field(model: str) -> Any:
+    """The <field>_trust_remote_code setting of an extra model."""
+    return doc(
+        False,
+        f"Run code shipped with {model}; off unless you trust its authors (model.trust_remote_code: the policy only).",
+    )
 
 
 @dataclass
@@ -17,9 +31,17 @@ class AlgorithmConfig:
     # tokens under the policy and the reference.
     disable_dropout: bool = doc(True, "Switch off every dropout of the model, LoRA's included.")
 
+    # The fields naming the algorithm's extra models (ref_model, reward_model, ...). Each has its own
+    # <field>_revision and <field>_trust_remote_code: pinning the policy, or trusting its code, says nothing about them.
+    extra_models: ClassVar[tuple[str, ...]] = ()
+
     def model_paths(self) -> dict[str, str]:
         """Extra models the algorithm loads (key -> path or hub id), checked before anything loads."""
         return {}
+
+    def model_pins(self, key: str) -> tuple[str | None, bool]:
+        """(revision, trust_remote_code) of the extra model in field `key`: its own settings, never the policy's."""
+        return getattr(self, f"{key}_revision"), getattr(self, f"{key}_trust_remote_code")
 
     def plan_facts(self, tuner: str, backend: str = "single", cpu_bf16: bool = False):
         """What the algorithm holds and computes beside the policy, for the memory planner (planning/facts.py);

@@ -28,8 +28,12 @@ class ModelConfig:
     attn_implementation: Optional[str] = doc(
         None, f"Attention kernel: {', '.join(ATTN)}; null = transformers' choice (sdpa where available)."
     )
-    trust_remote_code: bool = doc(False, "Run code shipped with a hub model; off unless you trust the model's authors.")
-    revision: Optional[str] = doc(None, "Hub revision (branch, tag or commit); null = the default branch.")
+    trust_remote_code: bool = doc(
+        False, "Run code shipped with the policy model; off unless you trust its authors (not the other models')."
+    )
+    revision: Optional[str] = doc(
+        None, "Hub revision (branch, tag or commit) of the policy; null = the default branch."
+    )
     num_hidden_layers: Optional[int] = doc(
         None, "Keep only the first N transformer layers (a smaller student for distillation); null = all."
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional
 from urllib.parse import urlparse
 
-from rlhf_lab.config.algorithm import AlgorithmConfig
+from rlhf_lab.config.algorithm import AlgorithmConfig, revision_field, trust_field
 from rlhf_lab.config.checks import positive
 from rlhf_lab.config.fields import doc, doc_factory
 from rlhf_lab.errors import ConfigError
@@ -47,6 +47,8 @@ class RewardOptions(AlgorithmConfig):
     reward_model: Optional[str] = doc(
         None, "Path of a trained reward model (e.g. an algorithm=rm run's saved model), scored as one more reward."
     )
+    reward_model_revision: Optional[str] = revision_field("the reward model")
+    reward_model_trust_remote_code: bool = trust_field("the reward model")
     # soft_overlong: answers longer than soft_max_length - soft_cache_length lose up to 1, linearly.
     soft_max_length: Optional[int] = doc(
         None, "soft_overlong reward: the length at which the full penalty of -1 applies; null = max_completion_length."
@@ -137,6 +139,8 @@ class RewardOptions(AlgorithmConfig):
                     raise row_error(
                         missing, column, f"missing; reward {name!r} reads it (add it to every row, or drop the reward)"
                     )
+
+    extra_models = ("reward_model",)
 
     def model_paths(self) -> dict[str, str]:
         return {"reward_model": self.reward_model} if self.reward_model else {}

@@ -25,7 +25,7 @@ from rlhf_lab.config.secrets import find_secrets, mask_overrides, masked
 from rlhf_lab.config.train import TrainConfig
 from rlhf_lab.config.tuner import TunerConfig
 from rlhf_lab.errors import ConfigError
-from rlhf_lab.models.source import resolve_source
+from rlhf_lab.models.source import check_revision, resolve_source
 from rlhf_lab.runtime import fingerprint
 from rlhf_lab.training.checkpoints import ResumePoint, check_not_finished, resume_point
 
@@ -149,6 +149,22 @@ def _check_data_settings(parts: dict, spec: AlgorithmSpec) -> None:
         )
 
 
+def _check_extra_models(algorithm: AlgorithmConfig) -> None:
+    """Each extra model can be found, and its own revision and trust_remote_code apply to a model that is loaded."""
+    paths = algorithm.model_paths()
+    for key in algorithm.extra_models:
+        revision, trust = algorithm.model_pins(key)
+        if key not in paths and (revision is not None or trust):
+            setting = f"{key}_revision" if revision is not None else f"{key}_trust_remote_code"
+            raise ConfigError(
+                f"algorithm.{setting}",
+                f"would do nothing: algorithm.{key} is not set; set algorithm.{key} too, or leave this unset",
+            )
+    for key, path in paths.items():
+        source = resolve_source(path, key=f"algorithm.{key}")
+        check_revision(source, algorithm.model_pins(key)[0], f"algorithm.{key}_revision")
+
+
 def build_run(
     cfg: DictConfig,
     run_dir: Path,
@@ -178,13 +194,12 @@ def build_run(
     _check_launcher_world(parts["distributed"])
     if check_dir:
         _check_engine_installed(parts["distributed"], choices)
-    resolve_source(parts["model"].name_or_path)
+    check_revision(resolve_source(parts["model"].name_or_path), parts["model"].revision, "model.revision")
     parts["algorithm"].check_run(parts)
     parts["tuner"].check_algorithm(parts["algorithm"])
     parts["dataset"].check_algorithm(parts["algorithm"].name)
     _check_data_settings(parts, spec)
-    for key, path in parts["algorithm"].model_paths().items():
-        resolve_source(path, key=f"algorithm.{key}")
+    _check_extra_models(parts["algorithm"])
     resolved = OmegaConf.to_container(cfg, resolve=True)
     # Settings whose null means "the default for the other settings" (GRPO's scale_rewards and kl_in_reward per
     # advantage_estimator) are recorded as they were resolved: the summary, trackers and fingerprint show what ran.

@@ -81,7 +81,8 @@ def export(cfg: ExportConfig) -> Path:
             _merge(run, run.saved, tmp, cfg.dtype, head=run.head, base=None)
             value = run.saved / VALUE_MODEL
             if value.is_dir():  # PPO's critic: a sequence classifier on the policy's tokens
-                critic = run.settings["algorithm.value_model"] or run.settings["algorithm.reward_model"]
+                # It started from value_model, else the reward model, else the policy's checkpoint (base None).
+                critic = next((k for k in ("value_model", "reward_model") if run.settings[f"algorithm.{k}"]), None)
                 _merge(run, value, tmp / VALUE_MODEL, cfg.dtype, head="reward", base=critic)
         else:
             _copy(run, run.saved, tmp, cfg.dtype)
@@ -92,19 +93,34 @@ def export(cfg: ExportConfig) -> Path:
     return out
 
 
+def _base_model(run: SavedRun, base: str | None) -> ModelConfig:
+    """The settings the adapter's base model was loaded with: the policy's, or (base: the algorithm's field naming
+    it, e.g. value_model) that model's own revision and trust_remote_code, which runs recorded before those settings
+    existed lack (their extra models loaded with none)."""
+    if base is None:
+        return run.model
+    return dataclasses.replace(
+        run.model,
+        name_or_path=run.settings[f"algorithm.{base}"],
+        revision=run.settings.get(f"algorithm.{base}_revision"),
+        trust_remote_code=bool(run.settings.get(f"algorithm.{base}_trust_remote_code")),
+        num_hidden_layers=None,
+    )
+
+
 def _merge(run: SavedRun, adapter: Path, dest: Path, dtype: str, head: str, base: str | None) -> None:
     from peft import PeftModel
 
-    from rlhf_lab.models.load import load_causal_lm
+    from rlhf_lab.models.load import POLICY, load_causal_lm
 
     # fp32 whatever the run trained in: the merge adds the adapter's delta to the base weights exactly.
-    model_cfg = dataclasses.replace(run.model, torch_dtype="float32")
-    model = load_causal_lm(model_cfg, bf16=False, name_or_path=base, head=head)
+    model_cfg = dataclasses.replace(_base_model(run, base), torch_dtype="float32")
+    model = load_causal_lm(model_cfg, bf16=False, head=head, key=f"algorithm.{base}" if base else POLICY)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     processing = saved_processing(adapter)
     if head == "reward":  # the score is read at the last token that is not padding
         merged.config.pad_token_id = _tokenizer(processing).pad_token_id
-    merged.to(_dtype(dtype, run.model, base)).save_pretrained(str(dest))
+    merged.to(_dtype(dtype, _base_model(run, base))).save_pretrained(str(dest))
     processing.save_pretrained(str(dest))
 
 
@@ -116,7 +132,7 @@ def _copy(run: SavedRun, saved: Path, dest: Path, dtype: str) -> None:
 
     model_cfg = dataclasses.replace(run.model, torch_dtype="float32")
     model = load_causal_lm(model_cfg, bf16=False, name_or_path=str(saved), head=run.head)
-    model.to(_dtype(dtype, run.model, None)).save_pretrained(str(dest))
+    model.to(_dtype(dtype, run.model)).save_pretrained(str(dest))
     saved_processing(saved).save_pretrained(str(dest))
 
 
@@ -133,7 +149,7 @@ def _tokenizer(processing):
     return getattr(processing, "tokenizer", processing)
 
 
-def _dtype(name: str, model: ModelConfig, base: str | None):
+def _dtype(name: str, model: ModelConfig):
     """auto: the dtype the base checkpoint was stored in (a bf16 hub model exports in bf16), else fp32."""
     import torch
 
@@ -144,7 +160,7 @@ def _dtype(name: str, model: ModelConfig, base: str | None):
     from rlhf_lab.models.load import local_checkpoint
     from rlhf_lab.models.source import resolve_source
 
-    path = local_checkpoint(resolve_source(base or model.name_or_path))
+    path = local_checkpoint(resolve_source(model.name_or_path))
     config = AutoConfig.from_pretrained(path, trust_remote_code=model.trust_remote_code, revision=model.revision)
     stored = getattr(config, "dtype", None) or getattr(getattr(config, "text_config", None), "dtype", None)
     if isinstance(stored, str):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from urllib.parse import urlparse
 
 from rlhf_lab.errors import ConfigError, ModelError
@@ -17,16 +18,62 @@ TIMEOUT_S = 5.0
 
 
 def unreachable(url: str, timeout: float = TIMEOUT_S) -> str | None:
-    """Why a TCP connection to url's host cannot be made (None: it can)."""
+    """Why a TCP connection to url's host cannot be made (None: it can), decided within `timeout` seconds in all.
+    The name lookup runs under the same deadline (a resolver that does not answer has no timeout of its own), and
+    every address the host has is tried at once: tried in turn, a host whose packets are dropped would cost the
+    timeout once per address (huggingface.co has several)."""
+    import queue
     import socket
 
     parsed = urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    deadline = time.monotonic() + timeout
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+    _in_thread(answers, socket.getaddrinfo, parsed.hostname, port, 0, socket.SOCK_STREAM)
     try:
-        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
-    except OSError as e:
-        return f"{e.__class__.__name__}: {e}"
-    return None
+        found = answers.get(timeout=timeout)
+    except queue.Empty:
+        return f"TimeoutError: no address for {parsed.hostname} within {timeout:g} s"
+    if isinstance(found, Exception):
+        return f"{found.__class__.__name__}: {found}"
+    addresses = list(dict.fromkeys((family, sockaddr) for family, _, _, _, sockaddr in found))
+    for family, sockaddr in addresses:
+        _in_thread(answers, _connect, family, sockaddr, max(deadline - time.monotonic(), 0.01))
+    failure = None
+    for _ in addresses:
+        try:
+            result = answers.get(timeout=max(deadline - time.monotonic(), 0.0))
+        except queue.Empty:
+            break
+        if not isinstance(result, Exception):
+            return None
+        failure = result
+    if failure is None:
+        return f"TimeoutError: {parsed.hostname}:{port} did not answer within {timeout:g} s"
+    return f"{failure.__class__.__name__}: {failure}"
+
+
+def _connect(family: int, sockaddr: tuple, timeout: float) -> bool:
+    import socket
+
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(sockaddr)
+    return True
+
+
+def _in_thread(answers, func, *args) -> None:
+    """func(*args) in a daemon thread, its result or its error put on answers: a call still waiting when the
+    deadline passes is left behind and never holds the process."""
+    import threading
+
+    def run() -> None:
+        try:
+            answers.put(func(*args))
+        except (OSError, UnicodeError, ValueError) as e:
+            answers.put(e)
+
+    threading.Thread(target=run, daemon=True).start()
 
 
 def check_hub_model(repo_id: str, key: str, revision: str | None = None) -> None:
@@ -53,12 +100,13 @@ def check_models(run) -> None:
     """Every model the run loads (the policy, and a teacher, reference, reward or value model) can be had."""
     from rlhf_lab.models.source import resolve_source
 
-    wanted = {"model.name_or_path": run.model.name_or_path}
-    wanted.update({f"algorithm.{k}": v for k, v in run.algorithm.model_paths().items()})
-    for key, path in wanted.items():
+    wanted = {"model.name_or_path": (run.model.name_or_path, run.model.revision)}
+    for k, path in run.algorithm.model_paths().items():
+        wanted[f"algorithm.{k}"] = (path, run.algorithm.model_pins(k)[0])  # each model's own revision
+    for key, (path, revision) in wanted.items():
         source = resolve_source(path, key=key)
         if source.kind == "hub":
-            check_hub_model(source.location, key, run.model.revision if key == "model.name_or_path" else None)
+            check_hub_model(source.location, key, revision)
     for key, url in run.algorithm.service_urls().items():
         why = unreachable(url)
         if why:

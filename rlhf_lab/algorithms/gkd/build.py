@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-from rlhf_lab.algorithms.common import TrainInputs, trainer_args, trl_dataset
+from rlhf_lab.algorithms.common import TrainInputs, extra_model, trainer_args, trl_dataset
 from rlhf_lab.algorithms.gkd.config import GKDConfig
 from rlhf_lab.config.run import Run
 from rlhf_lab.errors import ModelError
@@ -33,14 +31,14 @@ def load_teacher(run: Run, inputs: TrainInputs):
     from rlhf_lab.models.load import is_vision_model, load_causal_lm, load_tokenizer
 
     cfg: GKDConfig = run.algorithm
-    teacher_cfg = dataclasses.replace(run.model, name_or_path=cfg.teacher_path, num_hidden_layers=None)
-    if inputs.vision and not is_vision_model(teacher_cfg):
+    teacher_cfg, key = extra_model(run, "teacher_model")
+    if inputs.vision and not is_vision_model(teacher_cfg, key=key):
         raise ModelError(
             f"algorithm.teacher_model={cfg.teacher_model} is a text-only model, but the rows have images; the teacher "
             "must see them too: give a vision-language teacher of the student's family"
         )
-    teacher_tokenizer = load_tokenizer(teacher_cfg)
-    teacher = load_causal_lm(teacher_cfg, inputs.bf16)
+    teacher_tokenizer = load_tokenizer(teacher_cfg, key)
+    teacher = load_causal_lm(teacher_cfg, inputs.bf16, key=key)
     check_shared_vocabulary(inputs.tokenizer, teacher_tokenizer, inputs.model, teacher, cfg.teacher_model)
     teacher.requires_grad_(False).eval()
     return teacher

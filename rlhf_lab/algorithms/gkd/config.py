@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from rlhf_lab.config.algorithm import AlgorithmConfig
+from rlhf_lab.config.algorithm import AlgorithmConfig, revision_field, trust_field
 from rlhf_lab.config.checks import in_range, positive
 from rlhf_lab.config.fields import doc
 from rlhf_lab.config.rewards import row_error
@@ -22,6 +22,8 @@ class GKDConfig(AlgorithmConfig):
     teacher_model: str = doc(
         MISSING, "The teacher: a path, hub id or model preset (e.g. smollm2_135m); must share the student's vocabulary."
     )
+    teacher_model_revision: str | None = revision_field("the teacher")
+    teacher_model_trust_remote_code: bool = trust_field("the teacher")
     beta: float = doc(
         0.5, "Divergence: 0 = forward KL(teacher||student), 0.5 = Jensen-Shannon, 1 = reverse KL(student||teacher)."
     )
@@ -81,6 +83,8 @@ class GKDConfig(AlgorithmConfig):
         return PlanFacts(
             frozen={"teacher": self.teacher_path}, generated_tokens=self.max_completion_length if generates else 0
         )
+
+    extra_models = ("teacher_model",)
 
     def model_paths(self) -> dict[str, str]:
         return {"teacher_model": self.teacher_path}

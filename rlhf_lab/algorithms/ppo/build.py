@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from contextlib import nullcontext
 
-from rlhf_lab.algorithms.common import TrainInputs, load_reward_model, reference_model, trainer_args
+from rlhf_lab.algorithms.common import TrainInputs, extra_model, load_reward_model, reference_model, trainer_args
 from rlhf_lab.algorithms.ppo.config import PPOConfig
 from rlhf_lab.config.run import Run
 from rlhf_lab.errors import ModelError
@@ -25,13 +24,16 @@ def load_critic(run: Run, inputs: TrainInputs):
 
     cfg: PPOConfig = run.algorithm
     path = cfg.value_model or cfg.reward_model
-    model = load_causal_lm(run.model, inputs.bf16, name_or_path=path, head="reward")
-    if path is not None:
-        tokenizer = load_tokenizer(dataclasses.replace(run.model, name_or_path=path))
+    if path is None:  # the policy's own checkpoint with a new head
+        model = load_causal_lm(run.model, inputs.bf16, head="reward")
+    else:
+        field = "value_model" if cfg.value_model else "reward_model"
+        critic, key = extra_model(run, field)
+        model = load_causal_lm(critic, inputs.bf16, head="reward", key=key)
+        tokenizer = load_tokenizer(critic, key)
         if tokenizer.get_vocab() != inputs.tokenizer.get_vocab():
-            key = "value_model" if cfg.value_model else "reward_model"
             raise ModelError(
-                f"the critic starts from algorithm.{key}={path}, whose tokenizer differs from the policy's; the "
+                f"the critic starts from {key}={path}, whose tokenizer differs from the policy's; the "
                 "critic reads the policy's tokens, so set algorithm.value_model to a sequence classifier of the "
                 "policy's family (e.g. a reward model trained from it with algorithm=rm)"
             )
@@ -73,7 +75,7 @@ def build(run: Run, inputs: TrainInputs):
             from rlhf_lab.models.load import load_tokenizer
 
             reward_model, model_context = value_model, value_model.disable_adapter
-            reward_tokenizer = load_tokenizer(dataclasses.replace(run.model, name_or_path=cfg.reward_model))
+            reward_tokenizer = load_tokenizer(*extra_model(run, "reward_model"))
         else:
             reward_model, reward_tokenizer = load_reward_model(run, inputs.bf16)
     args = trainer_args(run, inputs.bf16)

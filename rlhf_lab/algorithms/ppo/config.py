@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rlhf_lab.config.algorithm import revision_field, trust_field
 from rlhf_lab.config.checks import in_range, one_of, positive
 from rlhf_lab.config.fields import doc
 from rlhf_lab.config.rewards import RewardOptions
@@ -40,9 +41,15 @@ class PPOConfig(RewardOptions):
     value_model: str | None = doc(
         None, "The critic's starting checkpoint; null = the reward model, else the policy's checkpoint with a new head."
     )
+    value_model_revision: str | None = revision_field("the value model")
+    value_model_trust_remote_code: bool = trust_field("the value model")
     ref_model: str | None = doc(
         None, "A separate reference model; null = the base model (LoRA: adapters disabled, no second copy)."
     )
+    ref_model_revision: str | None = revision_field("the reference model")
+    ref_model_trust_remote_code: bool = trust_field("the reference model")
+
+    extra_models = ("reward_model", "value_model", "ref_model")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rlhf_lab.config.algorithm import AlgorithmConfig
+from rlhf_lab.config.algorithm import AlgorithmConfig, revision_field, trust_field
 from rlhf_lab.config.checks import in_range, one_of, positive, str_or_list
 from rlhf_lab.config.fields import doc
 from rlhf_lab.errors import ConfigError
@@ -83,6 +83,8 @@ class DPOConfig(PairsPlan, AlgorithmConfig):
     )
     rpo_alpha: float = doc(0.0, "Weight of the chosen answer's NLL added to the preference loss (RPO); 0 = off.")
     ref_model: str | None = doc(None, REF_MODEL_HELP)
+    ref_model_revision: str | None = revision_field("the reference model")
+    ref_model_trust_remote_code: bool = trust_field("the reference model")
     precompute_ref_log_probs: bool = doc(False, PRECOMPUTE_HELP)
     # Same log-probs with fewer tokens per forward. Text-only models with sdpa or eager attention; elsewhere TRL's
     # layout is used.
@@ -111,6 +113,8 @@ class DPOConfig(PairsPlan, AlgorithmConfig):
             )
         positive("rpo_alpha", self.rpo_alpha, allow_zero=True)
 
+    extra_models = ("ref_model",)
+
     def model_paths(self) -> dict[str, str]:
         return {"ref_model": self.ref_model} if self.ref_model else {}
 
@@ -137,6 +141,8 @@ class KTOConfig(PairsPlan, AlgorithmConfig):
     undesirable_weight: float = doc(1.0, "Weight of the loss on answers labelled undesirable.")
     loss_type: str = doc("kto", "kto, or apo_zero_unpaired (no KL estimate).")
     ref_model: str | None = doc(None, REF_MODEL_HELP)
+    ref_model_revision: str | None = revision_field("the reference model")
+    ref_model_trust_remote_code: bool = trust_field("the reference model")
     precompute_ref_log_probs: bool = doc(False, PRECOMPUTE_HELP)
 
     def __post_init__(self) -> None:
@@ -144,6 +150,8 @@ class KTOConfig(PairsPlan, AlgorithmConfig):
         positive("desirable_weight", self.desirable_weight)
         positive("undesirable_weight", self.undesirable_weight)
         one_of("loss_type", self.loss_type, ("kto", "apo_zero_unpaired"))
+
+    extra_models = ("ref_model",)
 
     def model_paths(self) -> dict[str, str]:
         return {"ref_model": self.ref_model} if self.ref_model else {}
