@@ -431,3 +431,14 @@ def test_a_dotted_path_class_that_cannot_be_built_is_one_line(tmp_path):
     (line,) = proc.stderr.strip().splitlines()
     assert "algorithm.reward_funcs[0]: cannot build 'helpers.custom_rewards.BreaksWhenBuilt'" in line
     assert "RuntimeError: no client for you" in line
+
+
+def test_the_door_report_judges_a_case_by_its_exit_code_and_its_one_line(tmp_path):
+    from conftest import load_script
+
+    report = load_script("door_report")
+    (case,) = [c for c in report.cases(tmp_path) if c.name == "override without key"]
+    row = report.run(case)
+    assert row["behaves"] and row["exit"] == 2 and row["line"].startswith("config error: the override '=0.2'")
+    row = report.run(report.Case("a valid dry run that was expected to fail", ["debug=smoke", "--cfg", "job"]))
+    assert not row["behaves"] and row["exit"] == 0
