@@ -151,7 +151,9 @@ def test_only_a_missing_plugin_names_its_extra(tmp_path):
     assert proc.returncode == 2 and "pip install 'rlhf_lab[slurm]'" in proc.stderr, proc.stderr[-2000:]
     result = run_cli(["-m", "hydra/launcher=submitit_slurmm", "model=tiny"], tmp_path)
     assert result.returncode == 2
+    # The sweep's jobs are checked before any starts, so the line names the job too.
     assert result.stderr.strip() == (
-        "config error: unknown option 'submitit_slurmm' for hydra/launcher; choose one of: basic, slurm, "
-        "submitit_local, submitit_slurm"
+        "config error: job 0 (hydra/launcher=submitit_slurmm model=tiny) of the sweep: unknown option "
+        "'submitit_slurmm' for hydra/launcher; choose one of: basic, slurm, submitit_local, submitit_slurm; no job "
+        "was started"
     )

@@ -19,10 +19,12 @@ def test_a_finished_run_reports_its_evaluation_and_curves(tmp_path, tiny_model_d
 
 def test_a_sweep_links_each_jobs_report_and_a_failed_job_reports_its_error(tmp_path, tiny_model_dir):
     sweep = tmp_path / "sweep"
-    args = ["-m", *TINY, "train.max_steps=1", "train.eval=false", "algorithm.beta=0.1,-1", f"hydra.sweep.dir={sweep}"]
+    # Job 1 reads a file that is not there (a config error would stop the sweep before any job starts).
+    data = "dataset.path=pkg://rlhf_lab/demo_data/arith_pairs,/no/such.jsonl"
+    args = ["-m", *TINY, "train.max_steps=1", "train.eval=false", data, f"hydra.sweep.dir={sweep}"]
     assert run_cli(args, cwd=tmp_path).returncode == 1
     table = (sweep / "sweep_summary.md").read_text()
     assert "| 0 | [report](0/report.md) |" in table and "| 1 | [report](1/report.md) |" in table
     failed = (sweep / "1" / "report.md").read_text()
-    assert "| status | failed |" in failed and "**Error:**" in failed and "algorithm.beta" in failed
+    assert "| status | failed |" in failed and "**Error:**" in failed and "/no/such.jsonl: no such file" in failed
     assert read_summary(sweep / "1")["status"] == "failed"
