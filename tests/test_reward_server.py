@@ -240,3 +240,38 @@ def test_ppo_scores_with_a_reward_server(tmp_path, tiny_model_dir, serve):
     after = read_summary(tmp_path / "run")["eval_after"]
     assert after["reward/reward_server"] > 0 and after["score"] == pytest.approx(after["reward/reward_server"])
     assert script.requests
+
+
+def test_the_reward_http_server_bounds_bodies_and_keeps_failure_details_in_its_log(caplog):
+    import threading
+
+    from rlhf_lab.serving.http_server import RewardHTTPServer
+
+    def score(prompts, completions, columns):
+        if completions == ["boom"]:
+            raise RuntimeError("cannot read /secret/path/model.bin")
+        return [len(c) for c in completions]
+
+    server = RewardHTTPServer(("127.0.0.1", 0), score, "test", max_body=200)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    def post(body: bytes):
+        request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    try:
+        assert post(json.dumps({"completions": ["abc"]}).encode()) == (200, {"rewards": [3.0]})
+        code, answer = post(json.dumps({"completions": ["x" * 500]}).encode())
+        assert code == 413 and "the body must be 0 to 200 bytes, not 521" in answer["error"]
+        with caplog.at_level("ERROR", logger="rlhf_lab"):
+            code, answer = post(json.dumps({"completions": ["boom"]}).encode())
+        assert code == 500 and answer == {"error": "scoring failed (RuntimeError); see the server's log"}
+        assert "/secret/path" in caplog.text  # the details are the operator's
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -85,7 +85,9 @@ class ServeRewardConfig:
     host: str = doc("127.0.0.1", "Address to listen on; 0.0.0.0 listens on every interface.")
     port: int = doc(8000, "Port to listen on; 0 = any free port (printed at start).")
     batch_size: int = doc(16, "Answers scored per forward pass.")
+    max_request_mb: int = doc(64, "Largest request body accepted, in MiB; a larger one is refused (413) unread.")
 
     def __post_init__(self) -> None:
         in_range("port", self.port, 0, 65535)
         positive("batch_size", self.batch_size)
+        positive("max_request_mb", self.max_request_mb)

@@ -17,10 +17,11 @@ Score = Callable[[list, list[str], dict], list]
 class RewardHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], score: Score, name: str):
+    def __init__(self, address: tuple[str, int], score: Score, name: str, max_body: int = 64 * 2**20):
         super().__init__(address, _Handler)
         self.score = score
         self.name = name
+        self.max_body = max_body  # bytes; a client must not make the server hold an unbounded body
         self.lock = threading.Lock()
         self.scored = 0
 
@@ -63,7 +64,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         try:
-            prompts, completions, columns = read_request(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            length = int(self.headers.get("Content-Length", 0))
+        except ValueError:
+            self._send(400, {"error": "Content-Length is not a number"})
+            return
+        if not 0 <= length <= self.server.max_body:
+            self.close_connection = True  # the body is left unread
+            self._send(413, {"error": f"the body must be 0 to {self.server.max_body} bytes, not {length}"})
+            return
+        try:
+            prompts, completions, columns = read_request(self.rfile.read(length))
         except ValueError as e:
             self._send(400, {"error": str(e)})
             return
@@ -71,8 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 rewards = [float(r) for r in self.server.score(prompts, completions, columns)] if completions else []
         except Exception as e:  # noqa: BLE001 - a scoring failure is the client's 500, not the server's end
+            # The details (paths, values) stay in the server's log; the client learns the kind of failure.
             log.exception("scoring failed")
-            self._send(500, {"error": f"{type(e).__name__}: {e}"})
+            self._send(500, {"error": f"scoring failed ({type(e).__name__}); see the server's log"})
             return
         self.server.scored += len(rewards)
         self._send(200, {"rewards": rewards})

@@ -55,7 +55,7 @@ def serve_reward(options: ServeRewardConfig) -> None:
 
     folder = reward_model_dir(options.model)
     try:  # the port first: a port in use is one line before the model loads
-        server = RewardHTTPServer((options.host, options.port), None, str(folder))
+        server = RewardHTTPServer((options.host, options.port), None, str(folder), options.max_request_mb * 2**20)
     except OSError as e:
         raise ModelError(f"cannot listen on {options.host}:{options.port} ({e}); pick another port=") from None
     server.score = load_score(folder, options.batch_size)
