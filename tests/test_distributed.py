@@ -131,10 +131,12 @@ def test_a_failing_worker_fails_the_run_with_its_rank(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == summary["error"]
 
 
-def test_started_under_torchrun_gives_the_same_single_run_directory(tmp_path):
+@pytest.mark.parametrize("named", [False, True], ids=["default-dir", "named-dir"])
+def test_started_under_torchrun_gives_the_same_single_run_directory(tmp_path, named):
     import subprocess
     import sys
 
+    # named: every process is given the directory, which the main one locks while the others still check it.
     cmd = [
         sys.executable,
         "-m",
@@ -147,6 +149,7 @@ def test_started_under_torchrun_gives_the_same_single_run_directory(tmp_path):
         "distributed=ddp",
         "train.eval=false",
         "logger=wandb",
+        *([f"hydra.run.dir={tmp_path}/outputs/runs/named"] if named else []),
     ]
     proc = subprocess.run(
         cmd,

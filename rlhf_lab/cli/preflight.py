@@ -68,9 +68,11 @@ def check(overrides: list[str], read_data: bool, job_num: int | None = None) -> 
     """Every check a run makes before a model loads; raises the run's own UserError (one line) on the first problem."""
     from rlhf_lab.config.run import build_run
     from rlhf_lab.runtime.claim import check_free
+    from rlhf_lab.runtime.ranks import is_main
 
     cfg, run_dir, choices = compose(overrides, job_num)
-    check_free(run_dir)  # before Hydra writes its files into a directory a live run holds
+    if is_main():  # under torchrun the main process may already hold the directory the others are about to join
+        check_free(run_dir)  # before Hydra writes its files into a directory a live run holds
     run = build_run(cfg, run_dir, choices=choices, overrides=tuple(overrides))
     train_rows = val_rows = None
     if read_data:
