@@ -63,6 +63,8 @@ def cases(work: Path) -> list[Case]:
         Case("5000-char data path", [*TINY, f"dataset.path={LONG}", *dry]),
         Case("5000-char model path", [*TINY, f"model.name_or_path={LONG}", *dry]),
         Case("5000-char run dir", [*TINY, f"hydra.run.dir={LONG}"]),
+        Case("a device as data", [*TINY, "dataset.path=/dev/zero", *dry]),
+        Case("objective that is no summary value", [*TINY, "objective=foo", *dry]),
         Case("revision on a built-in model", [*TINY, "model.revision=v1", *dry]),
         Case("missing local model path", [*TINY, "model=custom", "model.name_or_path=rm_demo/model", *dry], cwd=work),
         Case("empty run dir", [*TINY, "hydra.run.dir="]),

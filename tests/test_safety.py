@@ -372,6 +372,8 @@ LONG = "/tmp/" + "a" * 5000
         (["distributed=ddp", "distributed.nproc_per_node=1"], "distributed=ddp with one process in all"),
         (["=0.2"], "the override '=0.2' names no key"),
         ([f"dataset.path={LONG}"], "cannot be looked up (File name too long, 5005 characters)"),
+        (["dataset.path=/dev/zero"], "data error: /dev/zero: is not a regular file or folder"),
+        (["objective=foo"], "config error: objective: 'foo' is not a summary.json value"),
     ],
 )
 def test_values_a_library_would_reject_later_are_one_line_at_the_door(tmp_path, overrides, needle):

@@ -74,6 +74,10 @@ def check(overrides: list[str], read_data: bool, job_num: int | None = None) -> 
     if is_main():  # under torchrun the main process may already hold the directory the others are about to join
         check_free(run_dir)  # before Hydra writes its files into a directory a live run holds
     run = build_run(cfg, run_dir, choices=choices, overrides=tuple(overrides))
+    if cfg.objective:
+        from rlhf_lab.runtime.job import check_objective
+
+        check_objective(cfg.objective)
     train_rows = val_rows = None
     if read_data:
         from rlhf_lab.data.load import load_splits

@@ -65,6 +65,11 @@ class Source:
             raise DataError(
                 where, f"cannot be looked up ({e.strerror}, {len(spec.location)} characters); check dataset.path"
             ) from None
+        if found and not (self.path.is_file() or self.path.is_dir()):
+            # /dev/zero, a pipe or a socket: reading it would never end, or never start
+            raise DataError(
+                spec.location, "is not a regular file or folder (a device, pipe or socket); give a data file"
+            )
         if found:
             self.kind = "file" if self.path.is_file() else "saved" if _is_saved(self.path) else "folder"
         elif _HUB_ID.match(spec.location) and not _DATA_SUFFIX.search(spec.location):
