@@ -188,3 +188,30 @@ def test_every_tuner_and_engine_plans(tmp_path, tuner, engine):
     )
     assert proc.returncode == 0, proc.stderr
     assert "total" in proc.stdout and "h100" in proc.stdout
+
+
+def test_each_model_is_planned_from_its_own_revision(compose, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from rlhf_lab.config.run import build_run
+    from rlhf_lab.planning.plan import setup_of
+
+    asked = []
+
+    def lookup(repo_id, filename, revision=None, **kwargs):
+        asked.append((repo_id, revision))
+        return None  # not cached: the preset table's shape is used
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lookup)
+    cfg = compose(
+        [
+            "model=custom",
+            "model.name_or_path=Qwen/Qwen3-8B",
+            "model.revision=policy-pin",
+            "algorithm.ref_model=Qwen/Qwen3-4B",
+            "algorithm.ref_model_revision=ref-pin",
+        ]
+    )
+    setup = setup_of(build_run(cfg, tmp_path), gpu="H100")
+    assert ("Qwen/Qwen3-8B", "policy-pin") in asked and ("Qwen/Qwen3-4B", "ref-pin") in asked
+    assert setup.shape.params > 0

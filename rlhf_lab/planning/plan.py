@@ -20,8 +20,9 @@ fit; FLOPs per optimizer step and a step time at plan.mfu of the accelerator's p
 Accelerators: """ + ", ".join(f"{k} ({v[0]:g} GiB)" for k, v in ACCELERATORS.items())
 
 
-def model_shape(name_or_path: str, key: str) -> Shape:
-    """The shape of the model a run names: its config.json where it can be read, else the preset table."""
+def model_shape(name_or_path: str, key: str, revision: str | None = None) -> Shape:
+    """The shape of the model a run names: its config.json (at its revision) where it can be read, else the preset
+    table."""
     from rlhf_lab.models.source import resolve_source
     from rlhf_lab.paths import cache_dir
     from rlhf_lab.planning.known_shapes import KNOWN_SHAPES
@@ -29,7 +30,7 @@ def model_shape(name_or_path: str, key: str) -> Shape:
     source = resolve_source(name_or_path, key=key)
     config, known = None, source.location
     if source.kind in ("local", "hub"):
-        config = read_config(source.location)
+        config = read_config(source.location, revision)
     elif source.kind == "gguf":
         from pathlib import Path
 
@@ -63,15 +64,17 @@ def setup_of(run, gpu: str | None = None, cpu: bool = False) -> Setup:
     """The planned setup of a run, on the named accelerator (or, with cpu=True, on this machine's CPU)."""
     bf16 = planned_bf16(run.train.bf16, gpu)
     facts = run.algorithm.plan_facts(run.tuner.name, run.distributed.backend, cpu_bf16=cpu and bf16)
+    # Each extra model at its own revision (algorithm.<field>_revision), found by its path.
+    revisions = {path: run.algorithm.model_pins(key)[0] for key, path in run.algorithm.model_paths().items()}
     others = {
-        role: model_shape(path, f"algorithm.{role}")
+        role: model_shape(path, f"algorithm.{role}", revisions.get(path))
         for role, path in {**facts.frozen, **facts.trained}.items()
         if path is not None
     }
     d = run.distributed
     lora = run.tuner.name == "lora"
     return Setup(
-        shape=model_shape(run.model.name_or_path, "model.name_or_path"),
+        shape=model_shape(run.model.name_or_path, "model.name_or_path", run.model.revision),
         lora_rank=run.tuner.r if lora else None,
         lora_targets=run.tuner.target_modules if lora else "all-linear",
         bf16=bf16,

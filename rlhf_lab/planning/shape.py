@@ -99,15 +99,16 @@ def vision_params(vision: dict | None) -> int:
     return depth * block + channels * temporal * patch * patch * width + merger
 
 
-def read_config(path: str) -> dict | None:
-    """config.json of a local checkpoint folder, or of a hub id in the Hugging Face cache; None when not at hand."""
+def read_config(path: str, revision: str | None = None) -> dict | None:
+    """config.json of a local checkpoint folder, or of a hub id (at revision) in the Hugging Face cache; None when
+    not at hand."""
     folder = Path(path).expanduser()
     if (folder / "config.json").is_file():
         return json.loads((folder / "config.json").read_text())
     if "/" in path and not folder.exists():
         from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(path, "config.json")
+        cached = try_to_load_from_cache(path, "config.json", revision=revision)
         if isinstance(cached, str):
             return json.loads(Path(cached).read_text())
     return None
