@@ -5,9 +5,9 @@ import importlib.metadata as md
 import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
-import tomllib
 from conftest import ROOT, load_script, run_cli
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
