@@ -161,6 +161,28 @@ def test_a_secret_from_the_environment_reaches_the_reward_and_no_record(tmp_path
     assert fingerprint["algorithm.reward_funcs"][0]["api_key"] == "***"
 
 
+def test_a_credential_typed_literally_in_a_sweep_reaches_the_reward_and_no_record(tmp_path, tiny_model_dir):
+    # Not the recommended way (api_key_env, ${oc.env:...}), but a typed key must not be left in Hydra's own files
+    # (.hydra/*.yaml, multirun.yaml), its launcher's log line, wandb's record of the command line or the console.
+    secret = "sk-" + stdlib_secrets.token_hex(16)
+    sweep, record = tmp_path / "sweep", tmp_path / "received.txt"
+    reward = (
+        "algorithm.reward_funcs=[{_target_: helpers.custom_rewards.KeyedReward, "
+        f"api_key: {secret}, record: '{record}'}}]"
+    )
+    env = {"WANDB_MODE": "offline", "WANDB_API_KEY": "", "HOME": str(tmp_path), "RLHF_LAB_CACHE": str(cache_dir())}
+    args = ["-m", *GRPO_TINY, reward, "logger=wandb", f"hydra.sweep.dir={sweep}"]
+    proc = run_cli(args, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert record.read_text() == hashlib.sha256(secret.encode()).hexdigest()
+    assert (sweep / "multirun.yaml").is_file() and (sweep / "0" / ".hydra" / "overrides.yaml").is_file()
+    assert list(sweep.rglob("*.wandb"))
+    assert _files_holding(tmp_path, secret.encode()) == []
+    assert secret not in proc.stdout and secret not in proc.stderr
+    overrides = (sweep / "0" / ".hydra" / "overrides.yaml").read_text()
+    assert "api_key:***" in overrides.replace(" ", "")  # the override kept, its key masked
+
+
 @pytest.mark.distributed
 def test_worker_processes_receive_the_secret_and_record_it_masked(tmp_path, tiny_model_dir):
     import socket

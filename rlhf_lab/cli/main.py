@@ -116,6 +116,9 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 def main() -> int:
     global _job_may_start
+    from rlhf_lab.config.secrets import mask_log_records
+
+    mask_log_records()  # before Hydra's launchers log each job's overrides
     register_schemas()
     register_start_resolver()
     args = sys.argv[1:]

@@ -26,6 +26,7 @@ import copy
 import os
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -193,3 +194,86 @@ def mask_override(override: str) -> str:
 def mask_overrides(overrides: Iterable[str]) -> tuple[str, ...]:
     """Command-line overrides as typed, with each credential given literally masked."""
     return tuple(mask_override(str(o)) for o in overrides)
+
+
+# `key=value` in free text (a log line listing a job's overrides).
+_ASSIGN = re.compile(r"(?P<key>[+~]*[\w.\-@/]+)=(?P<value>'[^']*'|\"[^\"]*\"|[^\s,\]}]+)")
+
+
+def mask_text(text: str) -> str:
+    """Free text that may hold overrides (Hydra's launcher logs each job's): literal credentials masked."""
+
+    def assign(m: re.Match) -> str:
+        name = m["key"].lstrip("+~").split("@")[0]
+        return f"{m['key']}={MASK}" if is_credential_name(name) and _literal_secret(m["value"]) else m.group()
+
+    def entry(m: re.Match) -> str:
+        if is_credential_name(m["name"]) and _literal_secret(m["value"]):
+            return f"{m['head']}{m['name']}{m['sep']}{MASK}"
+        return m.group()
+
+    return _ENTRY.sub(entry, _ASSIGN.sub(assign, text))
+
+
+def _mask_literals(value: Any, name: str | None = None) -> Any:
+    """An unresolved config with each credential given literally masked (an interpolation names where the value
+    comes from, and stays)."""
+    literal = not isinstance(value, str) or _literal_secret(value)
+    if name is not None and is_credential_name(name) and not _holds_nothing(value) and literal:
+        return MASK
+    if isinstance(value, dict):
+        return {k: _mask_literals(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_literals(v) for v in value]
+    # Overrides, alone or joined (hydra.job.override_dirname): key=value and {name: value} with credential names.
+    return mask_text(value) if isinstance(value, str) else value
+
+
+# What Hydra writes of a command before its job starts: the config as composed, the overrides, its own settings
+# (and a sweep's multirun.yaml). They keep interpolations as typed; only literal credentials need masking.
+HYDRA_RECORDS = ("config.yaml", "overrides.yaml", "hydra.yaml", "multirun.yaml")
+
+
+def scrub_hydra_records(folder: Path) -> None:
+    """Mask literal credentials in Hydra's record files in folder (rewritten only where something changed)."""
+    import yaml
+
+    from rlhf_lab.paths import write_text_atomic
+
+    for name in HYDRA_RECORDS:
+        path = folder / name
+        if not path.is_file():
+            continue
+        data = yaml.safe_load(path.read_text())
+        cleaned = _mask_literals(data)
+        if cleaned != data:
+            write_text_atomic(path, yaml.safe_dump(cleaned, sort_keys=False, allow_unicode=True))
+
+
+_factory_installed = False
+
+
+def mask_log_records() -> None:
+    """Every log record's message passes mask_text before any handler sees it (Hydra's launchers log each job's
+    overrides before rlhf_lab's code runs). Installed once per process."""
+    import logging
+
+    global _factory_installed
+    if _factory_installed:
+        return
+    _factory_installed = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage() if "=" in str(record.msg) or record.args else None
+        except Exception:  # noqa: BLE001 - a malformed record is the handler's to report, as it would be
+            return record
+        if message is not None:
+            masked = mask_text(message)
+            if masked != message:
+                record.msg, record.args = masked, ()
+        return record
+
+    logging.setLogRecordFactory(factory)

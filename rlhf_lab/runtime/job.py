@@ -30,6 +30,14 @@ def run_hydra_job(cfg: DictConfig) -> dict:
     """The job Hydra started: its run directory, option choices, overrides and (in a sweep) the sweep's directory."""
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
+    if is_main():
+        # Hydra has written its record of the command: a credential typed literally is masked there too.
+        from rlhf_lab.config.secrets import scrub_hydra_records
+
+        if hc.output_subdir is not None:
+            scrub_hydra_records(Path(hc.runtime.output_dir) / hc.output_subdir)
+        if multirun:
+            scrub_hydra_records(Path(hc.sweep.dir))
     if not multirun:
         from rlhf_lab.config.run import check_run_dir_setting
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,17 +72,24 @@ def start_tracking(run: Run, wandb_mode: str | None) -> Tracker:
         # wandb's own WANDB_PROJECT and WANDB_DIR hold where the config leaves them unset.
         project = cfg.project or os.environ.get("WANDB_PROJECT") or "rlhf_lab"
         files = os.environ.get("WANDB_DIR") or str(run.run_dir)
-        wandb_run = wandb.init(
-            project=project,
-            entity=cfg.entity,
-            name=cfg.name or run.name,
-            tags=list(cfg.tags) + [run.algorithm.name, run.choices.get("model", "")],
-            group=group,
-            config=run.resolved,
-            dir=files,
-            mode=wandb_mode,
-            reinit="finish_previous",
-        )
+        from rlhf_lab.config.secrets import mask_overrides
+
+        # wandb records the command line (sys.argv) in its metadata: it gets the overrides masked, as typed.
+        argv, sys.argv = sys.argv, [sys.argv[0], *mask_overrides(sys.argv[1:])]
+        try:
+            wandb_run = wandb.init(
+                project=project,
+                entity=cfg.entity,
+                name=cfg.name or run.name,
+                tags=list(cfg.tags) + [run.algorithm.name, run.choices.get("model", "")],
+                group=group,
+                config=run.resolved,
+                dir=files,
+                mode=wandb_mode,
+                reinit="finish_previous",
+            )
+        finally:
+            sys.argv = argv
         log.info("wandb run %s (%s), files under %s", wandb_run.name, wandb_mode, files)
         callbacks = [WandbCallback()]
         if run.algorithm.writes_completions:
