@@ -60,10 +60,10 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _sync_dir(path.parent)
+    sync_dir(path.parent)
 
 
-def _sync_dir(folder: Path) -> None:
+def sync_dir(folder: Path) -> None:
     """Make a rename in folder durable: after a power loss the file has its new content or its old, not neither."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -102,6 +102,7 @@ def publish_dir(tmp_dir: Path, final_dir: Path) -> None:
         aside = final_dir.with_name(f".{final_dir.name}.replaced-{os.getpid()}")
         os.replace(final_dir, aside)
     os.replace(tmp_dir, final_dir)
+    sync_dir(final_dir.parent)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
 

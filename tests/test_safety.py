@@ -444,3 +444,19 @@ def test_the_door_report_judges_a_case_by_its_exit_code_and_its_one_line(tmp_pat
     assert row["behaves"] and row["exit"] == 2 and row["line"].startswith("config error: the override '=0.2'")
     row = report.run(report.Case("a valid dry run that was expected to fail", ["debug=smoke", "--cfg", "job"]))
     assert not row["behaves"] and row["exit"] == 0
+
+
+def test_a_checkpoints_files_are_made_durable_before_its_manifest(tmp_path, monkeypatch):
+    from rlhf_lab.training import checkpoint_identity
+    from rlhf_lab.training.checkpoints import MANIFEST
+
+    synced, real = [], os.fsync
+
+    def fsync(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(checkpoint_identity.os, "fsync", fsync)
+    folder = _checkpoint(tmp_path, 1)
+    files = {str(p) for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST}
+    assert files <= set(synced)  # every file, before the manifest that vouches for it

@@ -12,6 +12,7 @@ from pathlib import Path
 from rlhf_lab.config.verbs import InferConfig
 from rlhf_lab.data.formats import ROW_SOURCE
 from rlhf_lab.data.images import IMAGES, PixelBounds, decoded
+from rlhf_lab.paths import sync_dir
 
 
 def infer(cfg: InferConfig) -> str | None:
@@ -37,7 +38,10 @@ def infer(cfg: InferConfig) -> str | None:
                     extras = {k: v for k, v in row.items() if k not in ("prompt", IMAGES, ROW_SOURCE)}
                     record = {"prompt": prompt, "response": answer, **extras, "source": row[ROW_SOURCE]}
                     f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, out)
+        sync_dir(out.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -52,11 +52,14 @@ def signing_key() -> bytes:
     return bytes.fromhex(text)
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, sync: bool = False) -> str:
+    """The file's SHA-256; sync: also make its content durable (a checkpoint's files, before its manifest)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
+        if sync:
+            os.fsync(f.fileno())
     return digest.hexdigest()
 
 

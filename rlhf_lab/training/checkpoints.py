@@ -56,7 +56,8 @@ def write_manifest(folder: Path, step: int, run_id: str | None = None) -> None:
         "step": step,
         "run_id": run_id,
         "files": {str(p.relative_to(folder)): p.stat().st_size for p in paths},
-        "sha256": {str(p.relative_to(folder)): identity.sha256_of(p) for p in paths},
+        # Each file is synced as it is hashed: the manifest, written last, never outlives the files after a crash.
+        "sha256": {str(p.relative_to(folder)): identity.sha256_of(p, sync=True) for p in paths},
     }
     write_json_atomic(folder / MANIFEST, {**identity.sign(manifest), "written_at": time.time()})
 
