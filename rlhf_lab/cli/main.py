@@ -213,42 +213,41 @@ def _is_search(overrides: list[str]) -> bool:
     return any(o.split("=")[0] == "hparams_search" for o in overrides)
 
 
+def check_job(job: list[str], num: int, read_data: bool) -> tuple[bool, str]:
+    """(whether one job of a sweep passes the checks, its dry-run line or its one-line error)."""
+    from rlhf_lab.cli.preflight import check
+
+    try:
+        return True, check(job, read_data=read_data, job_num=num).line()
+    except UserError as e:
+        return False, e.one_line()
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
+        return False, explain(e)
+
+
 def check_sweep(overrides: list[str]) -> str | None:
     """The first job of a basic sweep whose config fails the checks, as one line naming it (None: all pass)."""
-    from rlhf_lab.cli.preflight import check, sweep_jobs
+    from rlhf_lab.cli.preflight import sweep_jobs
+    from rlhf_lab.config.secrets import mask_overrides
 
     for num, job in enumerate(sweep_jobs(overrides)):
-        try:
-            check(job, read_data=False, job_num=num)
-        except UserError as e:
-            line = e.one_line()
-        except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
-            line = explain(e)
-        else:
-            continue
-        from rlhf_lab.config.secrets import mask_overrides
-
-        kind, _, rest = line.partition(": ")  # "config error: ..." -> "config error: job 1 (...) of the sweep: ..."
-        return f"{kind}: job {num} ({' '.join(mask_overrides(job))}) of the sweep: {rest}; no job was started"
+        ok, line = check_job(job, num, read_data=False)
+        if not ok:
+            kind, _, rest = line.partition(": ")  # "config error: ..." -> "config error: job 1 (...) of the sweep: .."
+            return f"{kind}: job {num} ({' '.join(mask_overrides(job))}) of the sweep: {rest}; no job was started"
     return None
 
 
 def dry_run_sweep(overrides: list[str]) -> int:
     """-m with --cfg: the dry run of every job of the sweep (a basic sweep's values expanded), one line each."""
-    from rlhf_lab.cli.preflight import check, sweep_jobs
+    from rlhf_lab.cli.preflight import sweep_jobs
     from rlhf_lab.config.secrets import mask_overrides
 
     jobs = sweep_jobs(overrides)
     failed = 0
     for num, job in enumerate(jobs):
-        try:
-            line = check(job, read_data=True, job_num=num).line()
-        except UserError as e:
-            failed += 1
-            line = e.one_line()
-        except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
-            failed += 1
-            line = explain(e)
+        ok, line = check_job(job, num, read_data=True)
+        failed += not ok
         print(f"job {num} ({' '.join(mask_overrides(job)) or 'defaults'}): {line}", file=sys.stderr)
     if _is_search(overrides):
         print(

@@ -10,11 +10,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from rlhf_lab.config.root import RootConfig
+from rlhf_lab.config.store import SCHEMA_FIELD
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.paths import CONF_DIR
-
-# group -> the field its option sets (the schema's selector).
-SELECTORS = {"algorithm": "name", "tuner": "name", "distributed": "backend", "logger": "backend"}
 
 
 def check_known_keys(cfg: DictConfig, parts: dict) -> None:
@@ -45,7 +43,7 @@ def check_selectors(overrides: tuple[str, ...]) -> None:
     for override in overrides:
         key, sep, value = str(override).partition("=")
         group, _, field = key.lstrip("+~").partition(".")
-        if sep and SELECTORS.get(group) == field:
+        if sep and SCHEMA_FIELD.get(group) == field:
             options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
             choose = f"{group}={value}" if value in options else f"{group}=<one of {', '.join(options)}>"
             raise ConfigError(

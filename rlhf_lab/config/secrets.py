@@ -176,19 +176,25 @@ def _literal_secret(value: str) -> bool:
     return text not in ("", "null") and not text.startswith("${")
 
 
+def _setting(key: str) -> str:
+    """The setting an override's key names: without its +/++/~ prefix and @package suffix."""
+    return key.lstrip("+~").split("@")[0]
+
+
+def _masked_entry(m: re.Match) -> str:
+    """A `name: value` entry (_ENTRY) with a literal credential masked."""
+    if is_credential_name(m["name"]) and _literal_secret(m["value"]):
+        return f"{m['head']}{m['name']}{m['sep']}{MASK}"
+    return m.group()
+
+
 def mask_override(override: str) -> str:
     key, sep, value = override.partition("=")
     if not sep:
         return override
-    if is_credential_name(key.lstrip("+~").split("@")[0]):
+    if is_credential_name(_setting(key)):
         return f"{key}={MASK}" if _literal_secret(value) else override
-
-    def entry(m: re.Match) -> str:
-        if is_credential_name(m["name"]) and _literal_secret(m["value"]):
-            return f"{m['head']}{m['name']}{m['sep']}{MASK}"
-        return m.group()
-
-    return key + sep + _ENTRY.sub(entry, value)
+    return key + sep + _ENTRY.sub(_masked_entry, value)
 
 
 def mask_overrides(overrides: Iterable[str]) -> tuple[str, ...]:
@@ -204,15 +210,10 @@ def mask_text(text: str) -> str:
     """Free text that may hold overrides (Hydra's launcher logs each job's): literal credentials masked."""
 
     def assign(m: re.Match) -> str:
-        name = m["key"].lstrip("+~").split("@")[0]
-        return f"{m['key']}={MASK}" if is_credential_name(name) and _literal_secret(m["value"]) else m.group()
+        secret = is_credential_name(_setting(m["key"])) and _literal_secret(m["value"])
+        return f"{m['key']}={MASK}" if secret else m.group()
 
-    def entry(m: re.Match) -> str:
-        if is_credential_name(m["name"]) and _literal_secret(m["value"]):
-            return f"{m['head']}{m['name']}{m['sep']}{MASK}"
-        return m.group()
-
-    return _ENTRY.sub(entry, _ASSIGN.sub(assign, text))
+    return _ENTRY.sub(_masked_entry, _ASSIGN.sub(assign, text))
 
 
 def _mask_literals(value: Any, name: str | None = None) -> Any:

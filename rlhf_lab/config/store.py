@@ -52,8 +52,8 @@ def register_schemas() -> None:
     _registered = True
 
 
-# The field whose value picks a group's schema in a resolved config (dapo's node says name: grpo).
-_SCHEMA_FIELD = {"algorithm": "name", "tuner": "name", "distributed": "backend", "logger": "backend"}
+# The field whose value picks a group's schema in a resolved config (dapo's node says name: grpo); its option sets it.
+SCHEMA_FIELD = {"algorithm": "name", "tuner": "name", "distributed": "backend", "logger": "backend"}
 
 
 def typed_config(resolved: dict):
@@ -67,7 +67,7 @@ def typed_config(resolved: dict):
     nodes = {}
     for group, options in schemas().items():
         node = resolved[group]
-        schema = options[node[_SCHEMA_FIELD[group]]] if group in _SCHEMA_FIELD else next(iter(options.values()))
+        schema = options[node[SCHEMA_FIELD[group]]] if group in SCHEMA_FIELD else next(iter(options.values()))
         nodes[group] = OmegaConf.merge(OmegaConf.structured(schema), node)
     nodes["train"] = OmegaConf.merge(OmegaConf.structured(TrainConfig), resolved["train"])
     return OmegaConf.create(nodes)

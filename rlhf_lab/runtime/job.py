@@ -36,7 +36,7 @@ def run_hydra_job(cfg: DictConfig) -> dict:
 
         if hc.output_subdir is not None:
             scrub_hydra_records(Path(hc.runtime.output_dir) / hc.output_subdir)
-        if multirun:
+        if multirun and hc.job.num == 0:  # the sweep's multirun.yaml, once
             scrub_hydra_records(Path(hc.sweep.dir))
     if not multirun:
         from rlhf_lab.config.run import check_run_dir_setting

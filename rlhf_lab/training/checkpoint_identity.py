@@ -9,11 +9,13 @@ before anything is read. No torch here: it runs while the config is checked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from rlhf_lab.paths import cache_dir
@@ -23,14 +25,13 @@ _CHUNK = 8 * 2**20
 
 
 def signing_key() -> bytes:
-    """This user's key, made on first use; parallel first uses agree on one key (create-exclusive, then read)."""
+    """This user's key, made on first use. It is written whole under a temporary name and then linked to its own,
+    which fails if another process got there first: parallel first uses agree on one key and never read half a one."""
     path = cache_dir() / KEY_FILE
     if not path.exists():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
+            fd, tmp = tempfile.mkstemp(prefix=f".{KEY_FILE}.", dir=path.parent)  # mode 0600
         except OSError as e:
             from rlhf_lab.errors import OutputError
 
@@ -38,18 +39,16 @@ def signing_key() -> bytes:
                 f"cannot write the checkpoint signing key at {path}: {e.strerror or e}; set RLHF_LAB_CACHE to a "
                 "writable directory"
             ) from None
-        else:
+        try:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
                 f.flush()
                 os.fsync(f.fileno())
-    text = path.read_text().strip()
-    if len(text) != 64:  # read while another process was still writing it
-        import time
-
-        time.sleep(0.2)
-        text = path.read_text().strip()
-    return bytes.fromhex(text)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    return bytes.fromhex(path.read_text().strip())
 
 
 def sha256_of(path: Path, sync: bool = False) -> str:
