@@ -5,8 +5,12 @@ import sys
 
 def main() -> None:
     from rlhf_lab.cli.main import main as cli_main
+    from rlhf_lab.runtime.ranks import leave_group
 
-    sys.exit(cli_main())
+    code = cli_main()
+    if code == 0:
+        leave_group()  # started by torchrun: the group the run joined
+    sys.exit(code)
 
 
 if __name__ == "__main__":

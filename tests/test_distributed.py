@@ -3,6 +3,7 @@ directory and summary, the same numbers as one process, and a failing worker rep
 
 import json
 import math
+import os
 import socket
 from pathlib import Path
 
@@ -131,6 +132,26 @@ def test_a_failing_worker_fails_the_run_with_its_rank(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == summary["error"]
 
 
+def test_a_worker_that_dies_without_a_word_fails_the_run_with_its_rank(tmp_path):
+    # torchrun then stops the other rank with SIGTERM: that is not the user's stop, and the run is not resumable.
+    proc = run_cli(
+        [
+            *TINY,
+            *GRPO,
+            "algorithm.reward_funcs=[helpers.custom_rewards.dies_on_rank_one]",
+            "distributed=ddp",
+            f"distributed.master_port={free_port()}",
+            "train.eval=false",
+        ],
+        tmp_path,
+        env={"PYTHONPATH": TESTS},
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    summary = read_summary(only_run_dir(tmp_path))
+    assert summary["status"] == "failed" and summary["rank"] == 1, summary
+    assert summary["error"].startswith("rank 1 ended without a report"), summary["error"]
+
+
 @pytest.mark.parametrize("named", [False, True], ids=["default-dir", "named-dir"])
 def test_started_under_torchrun_gives_the_same_single_run_directory(tmp_path, named):
     import subprocess
@@ -157,7 +178,7 @@ def test_started_under_torchrun_gives_the_same_single_run_directory(tmp_path, na
         capture_output=True,
         text=True,
         timeout=600,
-        env={**__import__("os").environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+        env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = only_run_dir(tmp_path)  # both processes agreed on one directory
@@ -227,3 +248,76 @@ def test_an_engine_that_needs_a_process_group_runs_with_one_process(tmp_path, ba
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_summary(run_dir)["global_steps"] == 2
+
+
+# ---- how a launch ended, read from what its workers left ----
+
+
+def write_report(folder, rank, error="", interrupted=None, user_error=False):
+    report = {"rank": rank, "user_error": user_error, "traceback": None, "error": error}
+    if interrupted:
+        report["interrupted"] = {"signal": "SIGTERM", "checkpoint": interrupted, "exit_code": 143}
+    (folder / f"error-rank{rank}.json").write_text(json.dumps(report))
+
+
+def test_the_launch_outcome_names_the_rank_that_died_without_a_word(tmp_path):
+    import signal
+
+    from rlhf_lab.errors import Interrupted
+    from rlhf_lab.runtime.interrupts import STOP
+    from rlhf_lab.runtime.launch import RESULT_FILE, WorkerFailed, workers_outcome
+
+    (tmp_path / RESULT_FILE).write_text(json.dumps({"status": "completed"}))
+    assert workers_outcome(tmp_path, 0, range(2)) == {"status": "completed"}
+    (tmp_path / RESULT_FILE).unlink()
+
+    # rank 1 died silently; torchrun's SIGTERM stopped rank 0: the run failed, on rank 1
+    STOP.received = None
+    write_report(tmp_path, 0, "stopped by SIGTERM", interrupted="/c/checkpoint-3")
+    with pytest.raises(WorkerFailed) as failed:
+        workers_outcome(tmp_path, 1, range(2))
+    assert failed.value.rank == 1 and str(failed.value).startswith("rank 1 ended without a report")
+    # ... unless the user stopped this run: then it is theirs, with rank 0's checkpoint
+    STOP.received = signal.SIGTERM
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            workers_outcome(tmp_path, 1, range(2))
+        assert stopped.value.checkpoint == "/c/checkpoint-3"
+    finally:
+        STOP.received = None
+    # on another node of the run, ranks 0 and 1 are not this launcher's to miss
+    (tmp_path / "error-rank0.json").unlink()
+    write_report(tmp_path, 2, "RuntimeError: lost peer")
+    write_report(tmp_path, 3, "ValueError: bad batch")
+    os.utime(tmp_path / "error-rank3.json", (1, 1))
+    with pytest.raises(WorkerFailed) as failed:
+        workers_outcome(tmp_path, 1, range(2, 4))
+    assert str(failed.value) == "rank 3: ValueError: bad batch"  # the earliest report
+    # a rank that crashed silently while another reported the lost peer: both are said, the silent one first
+    for p in tmp_path.glob("error-rank*.json"):
+        p.unlink()
+    write_report(tmp_path, 0, "RuntimeError: Connection closed by peer")
+    with pytest.raises(WorkerFailed) as failed:
+        workers_outcome(tmp_path, 1, range(2))
+    assert failed.value.rank == 1
+    assert str(failed.value).endswith("rank 0 then reported: RuntimeError: Connection closed by peer")
+
+
+def test_a_finished_worker_leaves_its_process_group(tmp_path):
+    import torch.distributed as dist
+
+    from rlhf_lab.runtime.ranks import leave_group
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    assert dist.is_initialized()
+    leave_group()
+    assert not dist.is_initialized()
+    leave_group()  # nothing left to leave
+
+
+def test_leaving_a_group_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from rlhf_lab.runtime.ranks import leave_group; leave_group(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -147,20 +147,42 @@ def spawn_workers(run: Run) -> dict:
         code = child.wait()
     finally:
         STOP.child = None
+    node_rank, _ = node_placement(run)
+    per_node = run.distributed.nproc_per_node
+    return workers_outcome(folder, code, range(node_rank * per_node, (node_rank + 1) * per_node))
+
+
+def workers_outcome(folder: Path, code: int, local_ranks: range) -> dict:
+    """The run's result from what the workers left in `folder` and the launcher's exit code, or the exception that
+    tells how it ended. `local_ranks`: the ranks this node's launcher started. A worker's stop was the user's only
+    if this process was signalled too (STOP)."""
     result = folder / RESULT_FILE
     if code == 0 and result.exists():
         return json.loads(result.read_text())
-    reports = [json.loads(p.read_text()) for p in folder.glob("error-rank*.json")]
+    reports = sorted(
+        (json.loads(p.read_text()) | {"at": p.stat().st_mtime} for p in folder.glob("error-rank*.json")),
+        key=lambda r: r["at"],
+    )
     stopped = [r for r in reports if r.get("interrupted")]
+    silent = sorted(set(local_ranks) - {r["rank"] for r in reports})
+    if silent and not STOP.received:
+        # Nobody asked this run to stop, and a rank died without a word (a kill, a native crash): that is the likely
+        # cause, and what the others reported (a lost peer, torchrun's SIGTERM) followed from it.
+        then = [r for r in reports if not r.get("interrupted")]
+        after = f"; rank {then[0]['rank']} then reported: {then[0]['error']}" if then else ""
+        raise WorkerFailed(
+            f"rank {silent[0]} ended without a report (killed, or crashed in native code: its output is above){after}",
+            silent[0],
+            then[0]["traceback"] if then else None,
+        )
     if stopped:
         info = min(stopped, key=lambda r: r["rank"])["interrupted"]
         raise Interrupted(info["signal"], info["checkpoint"], info["exit_code"])
     if STOP.received:
         raise Interrupted(STOP.name, None, 128 + STOP.received)
-    errors = sorted(folder.glob("error-rank*.json"), key=lambda p: p.stat().st_mtime)
-    if not errors:
+    if not reports:
         raise WorkerFailed(f"the worker processes exited with code {code} without reporting an error", None, None)
-    first = json.loads(errors[0].read_text())  # the earliest failure; the others usually follow from it
+    first = reports[0]  # the earliest failure; the others usually follow from it
     if first["user_error"]:
         raise WorkerUserError(first["error"], first["rank"])
     raise WorkerFailed(f"rank {first['rank']}: {first['error']}", first["rank"], first["traceback"])

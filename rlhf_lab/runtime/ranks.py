@@ -31,6 +31,20 @@ def barrier() -> None:
         dist.barrier()
 
 
+def leave_group() -> None:
+    """Close this process's process group while the interpreter is whole. Left to interpreter shutdown, gloo's
+    threads can still hold tensors whose release needs the GIL, and a process that finished its work aborts
+    (SIGABRT), which makes the launcher stop the other ranks mid-way."""
+    import sys
+
+    if "torch.distributed" not in sys.modules:  # never joined one (and config-only paths never import torch)
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def agreed_start() -> tuple[float, str]:
     """The run's start time and a short random name part, the same in every process a launcher started (rank 0's,
     broadcast), so that they all compose the same run directory, and two runs started in the same second do not.

@@ -5,6 +5,7 @@ trains. The main process (rank 0) leaves the result; any failing rank leaves its
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from rlhf_lab.errors import EXIT_USER_ERROR, Interrupted, UserError, print_error
 from rlhf_lab.paths import write_json_atomic, write_text_atomic
 from rlhf_lab.runtime.interrupts import stop_signals
 from rlhf_lab.runtime.launch import LAUNCH_DIR, RESOLVED_FILE, RESULT_FILE
-from rlhf_lab.runtime.ranks import is_main, rank
+from rlhf_lab.runtime.ranks import is_main, leave_group, rank
 
 
 def main(run_dir: Path) -> int:
@@ -29,6 +30,7 @@ def main(run_dir: Path) -> int:
     from rlhf_lab.training.pipeline import train
 
     folder = run_dir / LAUNCH_DIR
+    faulthandler.enable()  # a rank that dies of a signal shows where each of its threads was
     logging.basicConfig(level=logging.INFO if is_main() else logging.WARNING, format="[rank %(process)d] %(message)s")
     try:
         spec = yaml.safe_load((folder / RESOLVED_FILE).read_text())
@@ -48,6 +50,7 @@ def main(run_dir: Path) -> int:
             result = train(run)
         if is_main():
             write_json_atomic(folder / RESULT_FILE, result)
+        leave_group()
         return 0
     except BaseException as e:  # noqa: BLE001 - every failure is reported to the launching process
         report = {"rank": rank(), "user_error": isinstance(e, UserError), "traceback": None}

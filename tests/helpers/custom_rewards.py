@@ -54,6 +54,16 @@ def fails_on_rank_one(completions, **kwargs):
     return [0.0 for _ in completions]
 
 
+def dies_on_rank_one(completions, **kwargs):
+    """Kills its own process in the second worker: a crash that leaves no report (as a native abort would)."""
+    import os
+    import signal
+
+    if os.environ.get("RANK") == "1":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return [0.0 for _ in completions]
+
+
 def length_in_chars(completions, **kwargs):
     """The answer's length: varies between the tiny model's random answers, so every group carries signal."""
     return [float(len(c)) for c in completions]
