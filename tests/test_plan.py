@@ -158,12 +158,36 @@ def test_a_run_records_its_plan_beside_its_measured_peak(tmp_path, tiny_model_di
     assert plan["ratio"] == pytest.approx(plan["estimate_mb"] / plan["measured_mb"], rel=1e-2)
 
 
+def test_memory_freed_before_the_model_loads_does_not_hide_its_peak():
+    # A model converted into the cache in the run's own process leaves freed memory behind; counted in the
+    # baseline and then reused by the model, it hid 40% of the default run's peak.
+    import torch  # noqa: F401 - loaded before, as in a run (its import would take the freed memory)
+
+    from rlhf_lab.planning.measure import PeakMemory
+
+    chunk, count = 100_000, 2000  # 200 MB in blocks below the allocator's mmap threshold: the heap
+    freed, pinned = [], []
+    for _ in range(count):
+        freed.append(b"\x01" * chunk)
+        pinned.append(b"\x02" * 1024)  # live heap blocks between them (above Python's small-object size): the
+        # heap cannot just shrink from its top
+    del freed
+    peak = PeakMemory()
+    model = [b"\x03" * chunk for _ in range(count)]
+    measured = peak.measured_bytes()
+    if measured is None:
+        pytest.skip("no peak resident memory to read here")
+    assert measured >= 0.7 * chunk * count, measured
+    del model, pinned
+
+
 @pytest.mark.slow
 def test_the_plan_is_within_a_quarter_of_the_measured_peak_on_smollm2(tmp_path):
-    # The default run (DPO, LoRA, SmolLM2-135M) in a process of its own: its peak is its own.
+    # The default run (DPO, LoRA, SmolLM2-135M) in a process of its own: its peak is its own. A whole epoch, since
+    # the plan is for the longest row, which a couple of steps may not meet (their peak is up to 20% lower).
     from conftest import read_summary, run_cli_process
 
-    proc = run_cli_process(["train.max_steps=2", "train.eval=false", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
+    proc = run_cli_process(["train.eval=false", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     plan = read_summary(tmp_path / "run")["memory_plan"]
     assert 0.75 <= plan["ratio"] <= 1.25, plan

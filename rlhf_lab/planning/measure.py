@@ -2,13 +2,27 @@
 
 CUDA: torch.cuda.max_memory_allocated, reset just before the model loads. CPU: the process's peak resident memory
 (VmHWM) growth over its resident memory just before the model loads; the peak is reset there through
-/proc/self/clear_refs where the kernel allows it (Linux), so earlier peaks (reading the data) do not count."""
+/proc/self/clear_refs where the kernel allows it (Linux), so earlier peaks (reading the data) do not count. Memory
+freed before that point (a model conversion into the cache, in this process) is handed back to the system first:
+kept by the allocator, it would count in the baseline and then be reused by the model, hiding part of the peak."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import gc
 from pathlib import Path
 
 MB = 1024**2
+
+
+def _release_free_memory() -> None:
+    """Return the C heap's free memory to the system (glibc's malloc_trim; elsewhere nothing to do)."""
+    gc.collect()
+    # Not glibc: its allocator keeps the memory, and the baseline counts it.
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
 def _status_kb(field: str) -> int | None:
@@ -32,6 +46,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.baseline = torch.cuda.memory_allocated()
             return
+        _release_free_memory()
         try:
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
         except OSError:
