@@ -219,14 +219,18 @@ def test_a_merged_lora_reward_model_with_sharded_weights_is_refused(compose, tmp
 
 def test_zero2_resumes_its_own_signed_checkpoint(tmp_path):
     # DeepSpeed unpickles checkpoints, so resuming checks the manifest's signature and every file's hash first.
+    # Rank 1 writes its part late: the manifest must still list it.
     run_dir = tmp_path / "run"
     common = [*TINY, "distributed=zero2", "train.eval=false", "train.save_steps=1", f"hydra.run.dir={run_dir}"]
-    first = run_cli([*common, f"distributed.master_port={free_port()}"], tmp_path)
+    slow = {"PYTHONPATH": str(Path(TESTS) / "helpers" / "slow_second_rank")}
+    first = run_cli([*common, f"distributed.master_port={free_port()}"], tmp_path, env=slow)
     assert first.returncode == 0, first.stderr[-3000:]
-    manifest = json.loads((run_dir / "checkpoints" / "checkpoint-2" / "rlhf_lab_checkpoint.json").read_text())
+    checkpoint = run_dir / "checkpoints" / "checkpoint-2"
+    manifest = json.loads((checkpoint / "rlhf_lab_checkpoint.json").read_text())
     assert any(name.endswith("model_states.pt") for name in manifest["sha256"]) and manifest["signature"]
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(manifest["sha256"])
     assert manifest["run_id"] == json.loads((run_dir / "run_fingerprint.json").read_text())["run_id"]
-    again = run_cli([*common, "train.max_steps=3", f"distributed.master_port={free_port()}"], tmp_path)
+    again = run_cli([*common, "train.max_steps=3", f"distributed.master_port={free_port()}"], tmp_path, env=slow)
     assert again.returncode == 0, again.stderr[-3000:]
     summary = read_summary(run_dir)
     assert summary["global_steps"] == 3 and summary["resumed_from"].endswith("checkpoint-2")

@@ -206,6 +206,7 @@ def install_atomic_saves(trainer, keep: int | None, run_id: str | None) -> None:
         trainer._get_output_dir = lambda trial=None: str(staging)
         try:
             original(model, trial)
+            barrier()  # every rank's part (its RNG state, its ZeRO shard) is written before the manifest lists them
             if is_main():
                 state = trainer.lab_checkpoint_state()
                 if state is not None:
