@@ -37,6 +37,7 @@ def save_final_model(trainer, run: Run) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    barrier()  # every rank's part (sharded FSDP weights) is written before the folder gets its final name
     if is_main():
         publish_dir(tmp, final)
     barrier()
