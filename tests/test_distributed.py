@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, read_summary, run_cli
+from conftest import TINY, read_summary, run_cli, run_cli_process
 
 pytestmark = pytest.mark.distributed
 TESTS = str(Path(__file__).resolve().parent)
@@ -113,7 +113,8 @@ def test_ddp_gives_the_numbers_of_one_process_with_the_same_global_batch(tmp_pat
 
 
 def test_a_failing_worker_fails_the_run_with_its_rank(tmp_path):
-    proc = run_cli(
+    # A process of its own: the workers' output (torchrun's table of exit codes) is part of what is checked.
+    proc = run_cli_process(
         [
             *TINY,
             *GRPO,
@@ -130,6 +131,26 @@ def test_a_failing_worker_fails_the_run_with_its_rank(tmp_path):
     assert summary["status"] == "failed" and summary["rank"] == 1
     assert "fails_on_rank_one" in summary["error"] and "this worker cannot score" in summary["error"]
     assert proc.stderr.strip().splitlines()[-1] == summary["error"]
+    # Rank 0 lost its peer, then got torchrun's SIGTERM: it still left its own report and exit code.
+    report = json.loads((only_run_dir(tmp_path) / ".launch" / "error-rank0.json").read_text())
+    assert "Connection closed by peer" in report["error"]
+    assert "rank      : 0 (local_rank: 0)\n  exitcode  : 1 " in proc.stderr, proc.stderr[-3000:]
+
+
+def test_a_failing_worker_ignores_the_stop_that_follows_its_failure():
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from rlhf_lab.runtime.interrupts import STOP, stop_signals\n"
+        "with stop_signals():\n"
+        "    STOP.ignore()\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"  # still ignored once the watch has ended
+        "sys.exit(3)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 3
 
 
 def test_a_worker_that_dies_without_a_word_fails_the_run_with_its_rank(tmp_path):
@@ -269,7 +290,7 @@ def test_the_launch_outcome_names_the_rank_that_died_without_a_word(tmp_path):
 
     from rlhf_lab.errors import Interrupted
     from rlhf_lab.runtime.interrupts import STOP
-    from rlhf_lab.runtime.launch import RESULT_FILE, WorkerFailed, workers_outcome
+    from rlhf_lab.runtime.launch import RESULT_FILE, WorkerFailed, WorkerUserError, workers_outcome
 
     (tmp_path / RESULT_FILE).write_text(json.dumps({"status": "completed"}))
     assert workers_outcome(tmp_path, 0, range(2)) == {"status": "completed"}
@@ -289,8 +310,23 @@ def test_the_launch_outcome_names_the_rank_that_died_without_a_word(tmp_path):
         assert stopped.value.checkpoint == "/c/checkpoint-3"
     finally:
         STOP.received = None
-    # on another node of the run, ranks 0 and 1 are not this launcher's to miss
+    # bad input on rank 0, then torchrun's SIGTERM on rank 1: the bad input is the run's end, not a stop
+    write_report(tmp_path, 0, "config error: x", user_error=True)
+    write_report(tmp_path, 1, "stopped by SIGTERM", interrupted="/c/checkpoint-3")
+    with pytest.raises(WorkerUserError) as bad:
+        workers_outcome(tmp_path, 1, range(2))
+    assert bad.value.rank == 0 and bad.value.one_line() == "config error: x"
     (tmp_path / "error-rank0.json").unlink()
+    # rank 1's bad input, and rank 0 dead without a word (torchrun's stop, or a kill): the bad input is the cause
+    write_report(tmp_path, 1, "config error: y", user_error=True)
+    with pytest.raises(WorkerUserError) as bad:
+        workers_outcome(tmp_path, 1, range(2))
+    assert bad.value.rank == 1
+    (tmp_path / "error-rank1.json").unlink()
+    # no report at all: nothing says a worker even started (torchrun's own failure is in its output)
+    with pytest.raises(WorkerFailed, match="exited with code 1 without reporting"):
+        workers_outcome(tmp_path, 1, range(2))
+    # on another node of the run, ranks 0 and 1 are not this launcher's to miss
     write_report(tmp_path, 2, "RuntimeError: lost peer")
     write_report(tmp_path, 3, "ValueError: bad batch")
     os.utime(tmp_path / "error-rank3.json", (1, 1))

@@ -37,6 +37,13 @@ class StopSignals:
         for sig in self.watched():
             self.previous[sig] = signal.signal(sig, self._handle)
 
+    def ignore(self) -> None:
+        """From now on, until the process ends, the watched signals do nothing: a failing worker leaves its report
+        and its exit code, whatever torchrun sends the other ranks meanwhile."""
+        for sig in self.previous:
+            signal.signal(sig, signal.SIG_IGN)
+        self.previous.clear()  # nothing for restore() to put back
+
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,8 @@ log = logging.getLogger("rlhf_lab")
 LAUNCH_DIR = ".launch"
 RESOLVED_FILE = "resolved.yaml"
 RESULT_FILE = "result.json"
+# How a rank says that another one went away (gloo's words, NCCL's): a consequence, never the cause.
+LOST_PEER = re.compile(r"(closed|reset) by peer|remote (worker|process|rank)", re.IGNORECASE)
 
 
 class WorkerUserError(UserError):
@@ -164,25 +167,35 @@ def workers_outcome(folder: Path, code: int, local_ranks: range) -> dict:
         key=lambda r: r["at"],
     )
     stopped = [r for r in reports if r.get("interrupted")]
+    errors = [r for r in reports if not r.get("interrupted")]
     silent = sorted(set(local_ranks) - {r["rank"] for r in reports})
-    if silent and not STOP.received:
-        # Nobody asked this run to stop, and a rank died without a word (a kill, a native crash): that is the likely
-        # cause, and what the others reported (a lost peer, torchrun's SIGTERM) followed from it.
-        then = [r for r in reports if not r.get("interrupted")]
-        after = f"; rank {then[0]['rank']} then reported: {then[0]['error']}" if then else ""
-        raise WorkerFailed(
-            f"rank {silent[0]} ended without a report (killed, or crashed in native code: its output is above){after}",
-            silent[0],
-            then[0]["traceback"] if then else None,
-        )
+    if not STOP.received:
+        # Nobody asked this run to stop: a rank's stop was torchrun's, after another rank failed. The cause is the
+        # earliest error that is not a lost peer; else a rank that died without a word (a kill, a native crash),
+        # which the lost peers followed from. (No report at all: the workers may never have started.)
+        causes = [r for r in errors if not LOST_PEER.search(r["error"])]
+        if causes:
+            raise _failure(causes[0])
+        if silent and reports:
+            after = f"; rank {errors[0]['rank']} then reported: {errors[0]['error']}" if errors else ""
+            raise WorkerFailed(
+                f"rank {silent[0]} ended without a report (killed, or crashed in native code: its output is above)"
+                f"{after}",
+                silent[0],
+                errors[0]["traceback"] if errors else None,
+            )
+        if errors:
+            raise _failure(errors[0])
     if stopped:
         info = min(stopped, key=lambda r: r["rank"])["interrupted"]
         raise Interrupted(info["signal"], info["checkpoint"], info["exit_code"])
     if STOP.received:
         raise Interrupted(STOP.name, None, 128 + STOP.received)
-    if not reports:
-        raise WorkerFailed(f"the worker processes exited with code {code} without reporting an error", None, None)
-    first = reports[0]  # the earliest failure; the others usually follow from it
-    if first["user_error"]:
-        raise WorkerUserError(first["error"], first["rank"])
-    raise WorkerFailed(f"rank {first['rank']}: {first['error']}", first["rank"], first["traceback"])
+    raise WorkerFailed(f"the worker processes exited with code {code} without reporting an error", None, None)
+
+
+def _failure(report: dict) -> Exception:
+    """A worker's error report as the exception the job records: bad input (exit 2) or a crash (exit 1)."""
+    if report["user_error"]:
+        return WorkerUserError(report["error"], report["rank"])
+    return WorkerFailed(f"rank {report['rank']}: {report['error']}", report["rank"], report["traceback"])
