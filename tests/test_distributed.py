@@ -112,20 +112,22 @@ def test_ddp_gives_the_numbers_of_one_process_with_the_same_global_batch(tmp_pat
     assert any(a[k].abs().max() > 1e-3 for k in a)  # and the weights did move
 
 
+def ddp_run_scored_by(reward, tmp_path, runner=run_cli):
+    """A two-process GRPO run whose reward is one of tests/helpers/custom_rewards.py's."""
+    args = [
+        *TINY,
+        *GRPO,
+        f"algorithm.reward_funcs=[helpers.custom_rewards.{reward}]",
+        "distributed=ddp",
+        f"distributed.master_port={free_port()}",
+        "train.eval=false",
+    ]
+    return runner(args, tmp_path, env={"PYTHONPATH": TESTS})
+
+
 def test_a_failing_worker_fails_the_run_with_its_rank(tmp_path):
     # A process of its own: the workers' output (torchrun's table of exit codes) is part of what is checked.
-    proc = run_cli_process(
-        [
-            *TINY,
-            *GRPO,
-            "algorithm.reward_funcs=[helpers.custom_rewards.fails_on_rank_one]",
-            "distributed=ddp",
-            f"distributed.master_port={free_port()}",
-            "train.eval=false",
-        ],
-        tmp_path,
-        env={"PYTHONPATH": TESTS},
-    )
+    proc = ddp_run_scored_by("fails_on_rank_one", tmp_path, runner=run_cli_process)
     assert proc.returncode == 2, proc.stderr[-3000:]
     summary = read_summary(only_run_dir(tmp_path))
     assert summary["status"] == "failed" and summary["rank"] == 1
@@ -155,18 +157,7 @@ def test_a_failing_worker_ignores_the_stop_that_follows_its_failure():
 
 def test_a_worker_that_dies_without_a_word_fails_the_run_with_its_rank(tmp_path):
     # torchrun then stops the other rank with SIGTERM: that is not the user's stop, and the run is not resumable.
-    proc = run_cli(
-        [
-            *TINY,
-            *GRPO,
-            "algorithm.reward_funcs=[helpers.custom_rewards.dies_on_rank_one]",
-            "distributed=ddp",
-            f"distributed.master_port={free_port()}",
-            "train.eval=false",
-        ],
-        tmp_path,
-        env={"PYTHONPATH": TESTS},
-    )
+    proc = ddp_run_scored_by("dies_on_rank_one", tmp_path)
     assert proc.returncode == 1, proc.stderr[-3000:]
     summary = read_summary(only_run_dir(tmp_path))
     assert summary["status"] == "failed" and summary["rank"] == 1, summary

@@ -4,6 +4,7 @@ the deepspeed launcher, SLURM through submitit). Only the main process writes th
 from __future__ import annotations
 
 import os
+import sys
 
 
 def rank() -> int:
@@ -24,10 +25,19 @@ def under_launcher() -> bool:
     return "LOCAL_RANK" in os.environ and world_size() > 1
 
 
-def barrier() -> None:
+def _joined_group():
+    """torch.distributed, where this process has joined a process group; else None (without importing torch:
+    a group exists only once torch.distributed is loaded)."""
+    if "torch.distributed" not in sys.modules:
+        return None
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    return dist if dist.is_available() and dist.is_initialized() else None
+
+
+def barrier() -> None:
+    dist = _joined_group()
+    if dist is not None:
         dist.barrier()
 
 
@@ -35,13 +45,8 @@ def leave_group() -> None:
     """Close this process's process group while the interpreter is whole. Left to interpreter shutdown, gloo's
     threads can still hold tensors whose release needs the GIL, and a process that finished its work aborts
     (SIGABRT), which makes the launcher stop the other ranks mid-way."""
-    import sys
-
-    if "torch.distributed" not in sys.modules:  # never joined one (and config-only paths never import torch)
-        return
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
+    dist = _joined_group()
+    if dist is not None:
         dist.destroy_process_group()
 
 
